@@ -1,0 +1,162 @@
+"""Local processes for development and tests: a LiveKit server in dev mode (and, for the
+tests, the other real components), each on free loopback ports, stopped on exit.
+
+The binaries come from `make tools` (`scripts/install-tools.sh`), which installs LiveKit's
+own `server` and `test-server` into `.tools/bin` from the Go module proxy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TOOLS_BIN = PROJECT_ROOT / ".tools" / "bin"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def find_binary(name: str, env_var: str) -> str:
+    """`$env_var`, else `.tools/bin/<name>`, else `<name>` on PATH; FileNotFoundError if none."""
+    candidates = [os.environ.get(env_var), str(TOOLS_BIN / name), shutil.which(name)]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return candidate
+    raise FileNotFoundError(f"{name} not found: run `make tools` (or set {env_var})")
+
+
+class ManagedProcess:
+    """A child process with its output in a log file, started and stopped by its owner."""
+
+    def __init__(self, name: str, args: list[str], workdir: Path) -> None:
+        self.name = name
+        self.args = args
+        self.log_path = workdir / f"{name}.log"
+        self._log: IO[bytes] | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, ready: Callable[[], bool], timeout: float = 30.0) -> None:
+        """Start the process and wait until `ready()` is true; RuntimeError otherwise."""
+        self._log = self.log_path.open("wb")
+        self._process = subprocess.Popen(  # noqa: S603 - our own binaries, fixed arguments
+            self.args, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.log_tail()}")
+            if ready():
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.name} not ready after {timeout:g} s: {self.log_tail()}")
+
+    def stop(self) -> None:
+        """Terminate the process (SIGTERM, then SIGKILL after 10 s) and close its log."""
+        if self._process and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._log:
+            self._log.close()
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last lines the process wrote."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def http_ok(url: str) -> Callable[[], bool]:
+    """A readiness probe: GET `url` answers 200."""
+
+    def probe() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    return probe
+
+
+class LocalLiveKit:
+    """`livekit-server --dev` on free loopback ports.
+
+    `url` is its http:// URL; `api_key`/`api_secret` the key pair it accepts. `redis`
+    (host:port) enables the SIP, ingress and egress APIs; `webhook_urls` receive events
+    signed with `api_key`.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        api_secret: str,
+        redis: str | None = None,
+        webhook_urls: list[str] | None = None,
+        workdir: Path | None = None,
+    ) -> None:
+        self.api_key = api_key
+        self.api_secret = api_secret
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="livekit-"))
+        config: dict[str, Any] = {
+            "port": self.port,
+            "bind_addresses": ["127.0.0.1"],
+            "rtc": {"tcp_port": free_port(), "udp_port": free_port(), "use_external_ip": False},
+            "keys": {api_key: api_secret},
+            "logging": {"level": "info"},
+        }
+        if redis:
+            config["redis"] = {"address": redis}
+        if webhook_urls:
+            config["webhook"] = {"api_key": api_key, "urls": webhook_urls}
+        config_path = self.workdir / "livekit.yaml"
+        config_path.write_text(yaml.safe_dump(config))
+        binary = find_binary("server", "LIVEKIT_SERVER_BIN")
+        args = [binary, "--dev", "--bind", "127.0.0.1", "--node-ip", "127.0.0.1"]
+        self.process = ManagedProcess(
+            "livekit-server", [*args, "--config", str(config_path)], self.workdir
+        )
+
+    def start(self) -> LocalLiveKit:
+        """Start and wait until the server answers HTTP."""
+        self.process.start(http_ok(self.url))
+        return self
+
+    def stop(self) -> None:
+        """Stop the server."""
+        self.process.stop()
+
+
+@contextlib.contextmanager
+def running(server: LocalLiveKit) -> Iterator[LocalLiveKit]:
+    """Start `server` for the duration of a `with` block."""
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,122 @@
+"""The gateway to LiveKit's server APIs: the only module that imports livekit-api services.
+
+`LiveKit` owns one `livekit.api.LiveKitAPI` (created and closed by the app's lifespan) and
+runs every call under the deadline `LIVEKIT_TIMEOUT_SECONDS`, turning each failure into
+the contract's `AppError` (see `app.errors.error_for_twirp`): no LiveKit exception escapes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
+import aiohttp
+from livekit import api
+from livekit.api.agent_dispatch_service import AgentDispatchService
+from livekit.api.egress_service import EgressService
+from livekit.api.ingress_service import IngressService
+from livekit.api.room_service import RoomService
+from livekit.api.sip_service import SipService
+
+from app.errors import (
+    AppError,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    error_for_twirp,
+)
+
+T = TypeVar("T")
+
+
+class LiveKit:
+    """LiveKit's Twirp services behind one deadline and one error mapping.
+
+    Use the service properties to build a call and `run` to await it:
+    `await lk.run(lk.room.list_rooms(req), not_found_code="room_not_found")`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        api_secret: str,
+        timeout_seconds: float,
+        *,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        """`url` is http(s):// or ws(s)://; `session` is a caller-owned aiohttp session
+        (tests pass one with extra headers), otherwise one is created and closed here."""
+        self.url = url
+        self.timeout_seconds = timeout_seconds
+        self._api = api.LiveKitAPI(
+            url,
+            api_key,
+            api_secret,
+            timeout=aiohttp.ClientTimeout(total=timeout_seconds),
+            session=session,
+            failover=False,
+        )
+
+    @property
+    def room(self) -> RoomService:
+        """LiveKit RoomService."""
+        return self._api.room
+
+    @property
+    def agent_dispatch(self) -> AgentDispatchService:
+        """LiveKit AgentDispatchService."""
+        return self._api.agent_dispatch
+
+    @property
+    def egress(self) -> EgressService:
+        """LiveKit Egress service."""
+        return self._api.egress
+
+    @property
+    def ingress(self) -> IngressService:
+        """LiveKit Ingress service."""
+        return self._api.ingress
+
+    @property
+    def sip(self) -> SipService:
+        """LiveKit SIP service."""
+        return self._api.sip
+
+    async def run(self, call: Awaitable[T], *, not_found_code: str = "not_found") -> T:
+        """Await one LiveKit call under the deadline; map every failure to an `AppError`.
+
+        Raises the contract's table: 422/404/409/429/501/502/503/504 (see `app.errors`).
+        `not_found_code` is the problem code a Twirp `not_found` becomes.
+        """
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                return await call
+        except api.SipCallError as exc:
+            raise error_for_twirp(exc.code, exc.message, metadata=exc.metadata) from exc
+        except api.TwirpError as exc:
+            raise error_for_twirp(
+                exc.code, exc.message, not_found_code=not_found_code, metadata=exc.metadata
+            ) from exc
+        except TimeoutError as exc:
+            raise UpstreamTimeout(
+                f"LiveKit did not answer within {self.timeout_seconds:g} s"
+            ) from exc
+        except (aiohttp.ClientConnectionError, OSError) as exc:
+            raise UpstreamUnavailable(f"LiveKit at {self.url} is unreachable: {exc}") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"LiveKit call failed: {exc}") from exc
+        except AppError:
+            raise
+
+    async def ping(self) -> None:
+        """Cheapest authenticated call (ListRooms for a name that cannot exist).
+
+        Raises `AppError` as `run` does when LiveKit is unreachable or refuses us.
+        """
+        await self.run(self.room.list_rooms(api.ListRoomsRequest(names=["readyz-probe"])))
+
+    async def aclose(self) -> None:
+        """Close the HTTP session."""
+        await self._api.aclose()

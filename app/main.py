@@ -1,0 +1,157 @@
+"""`create_app()`: routers, problem+json error handling, request ids, and the lifespan
+that owns the LiveKit gateway, the HTTP client and the rate limiter (and closes them)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.auth import EndUserVerifier
+from app.errors import AppError, BadRequest, InvalidInput
+from app.livekit import LiveKit
+from app.settings import Settings, get_settings
+from routers import health, tokens
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://docs.livekit-control-plane.dev/problems/"
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the LiveKit gateway, the outbound HTTP client and the rate limiter; close them."""
+    settings: Settings = app.state.settings
+    if not settings.livekit_url:
+        raise RuntimeError("LIVEKIT_URL is not set (`python -m app` starts a dev server for you)")
+    app.state.livekit = LiveKit(
+        settings.livekit_url,
+        settings.api_key,
+        settings.api_secret,
+        settings.livekit_timeout_seconds,
+    )
+    app.state.http = httpx.AsyncClient(timeout=settings.livekit_timeout_seconds)
+    policy = settings.effective_token_policy
+    app.state.end_user_verifier = (
+        EndUserVerifier(policy.end_users, app.state.http) if policy.end_users else None
+    )
+    app.state.rate_limiter = MovingWindowRateLimiter(
+        storage_from_string(f"async+{settings.rate_limit_storage_url}")
+    )
+    try:
+        yield
+    finally:
+        await app.state.livekit.aclose()
+        await app.state.http.aclose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The ASGI app. `settings` defaults to the environment's (`get_settings()`)."""
+    app = FastAPI(
+        title="LiveKit control plane",
+        version="0.1.0",
+        summary="Tokens under policy, REST over LiveKit's server APIs, verified webhooks.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings or get_settings()
+    app.add_middleware(RequestIdMiddleware)
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    for module in (health, tokens):
+        app.include_router(module.router)
+    return app
+
+
+class RequestIdMiddleware:
+    """Gives every request an id (the caller's `X-Request-ID`, or a new UUID) and echoes it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given[:128] if given else str(uuid.uuid4())
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER.lower().encode(), request_id.encode("latin-1")))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def problem_response(request: Request, error: AppError) -> JSONResponse:
+    """`error` as an RFC 9457 problem document."""
+    return _problem(
+        request, error.status, error.code, error.title, error.detail, error.headers, error.extra
+    )
+
+
+def _problem(
+    request: Request,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"{PROBLEM_TYPE_BASE}{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "request_id": getattr(request.state, "request_id", None),
+        **(extra or {}),
+    }
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+async def _app_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    if exc.status >= 500:
+        log.warning(
+            "%s %s -> %s %s: %s", request.method, request.url.path, exc.status, exc.code, exc.detail
+        )
+    return problem_response(request, exc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+    if any(e["type"] == "json_invalid" for e in errors):
+        error = BadRequest("the body is not valid JSON", code="malformed_json")
+        return problem_response(request, error)
+    return problem_response(
+        request, InvalidInput("the request is not valid", extra={"errors": errors})
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own errors (unknown route, wrong method ...) as problems too."""
+    assert isinstance(exc, StarletteHTTPException)
+    phrase = HTTPStatus(exc.status_code).phrase
+    code = phrase.lower().replace(" ", "_").replace("-", "_")
+    return _problem(request, exc.status_code, code, phrase, str(exc.detail), exc.headers)

@@ -1,0 +1,324 @@
+"""Minting LiveKit AccessTokens, and the policy that decides what `/v1/token` may mint.
+
+Pure: no I/O. Tokens are built and signed by livekit-api's `AccessToken`; the claim names
+are LiveKit's (https://docs.livekit.io/home/get-started/authentication/).
+
+`/v1/token` callers never choose their grants: the caller's `CallerRule` does. A body field
+the rule does not allow is refused with 403 `field_not_allowed`, never dropped, and the
+admin-class grants (`room_create`, `room_list`, `room_record`, `room_admin`,
+`ingress_admin`, `sip`, `hidden`, `agent`, `kind`) are never set on such a token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import glob
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Literal
+
+import jwt
+from livekit import api
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.auth import EndUserAuth
+from app.errors import Forbidden, InvalidInput
+from schemas.bridge import to_proto
+from schemas.tokens import (
+    IssueTokenRequest,
+    ParticipantTokenRequest,
+    TokenIntrospection,
+)
+
+DEFAULT_TTL_SECONDS = 600
+DEFAULT_MAX_TTL_SECONDS = 6 * 3600
+
+
+class TrackSource(StrEnum):
+    """LiveKit track sources a participant may publish (`canPublishSources`)."""
+
+    CAMERA = "camera"
+    MICROPHONE = "microphone"
+    SCREEN_SHARE = "screen_share"
+    SCREEN_SHARE_AUDIO = "screen_share_audio"
+
+
+class CallerRule(BaseModel):
+    """What one kind of caller may mint on `/v1/token`.
+
+    `rooms` are shell-style patterns (`fnmatch`) where `{identity}` stands for the
+    participant identity; `agents` are agent names that may be dispatched (`*` = any);
+    `ttl_seconds` is the token lifetime; `rate_limit` is a `limits` expression per caller
+    (e.g. `"30/minute"`).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rooms: list[str] = ["*"]
+    can_publish: bool = True
+    can_subscribe: bool = True
+    can_publish_data: bool = True
+    can_publish_sources: list[TrackSource] | None = None
+    can_update_own_metadata: bool = False
+    agents: list[str] = []
+    allow_identity: bool = True
+    allow_name: bool = True
+    allow_metadata: bool = False
+    allow_attributes: bool = False
+    allow_room_config: bool = False
+    ttl_seconds: int = Field(default=DEFAULT_TTL_SECONDS, gt=0)
+    rate_limit: str = "60/minute"
+
+
+class EndUserPolicy(EndUserAuth):
+    """End-user JWT verification plus the rule for such callers."""
+
+    rule: CallerRule = CallerRule(allow_identity=False)
+
+
+class TokenPolicy(BaseModel):
+    """TOKEN_POLICY: a rule per kind of caller, and the TTL cap for every token."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    anonymous: CallerRule | None = None
+    service_keys: CallerRule | None = None
+    end_users: EndUserPolicy | None = None
+    max_ttl_seconds: int = Field(default=DEFAULT_MAX_TTL_SECONDS, gt=0)
+
+    @model_validator(mode="after")
+    def _ttl_within_cap(self) -> TokenPolicy:
+        for name in ("anonymous", "service_keys"):
+            rule = getattr(self, name)
+            if rule is not None and rule.ttl_seconds > self.max_ttl_seconds:
+                raise ValueError(f"{name}.ttl_seconds is above max_ttl_seconds")
+        if self.end_users and self.end_users.rule.ttl_seconds > self.max_ttl_seconds:
+            raise ValueError("end_users.rule.ttl_seconds is above max_ttl_seconds")
+        return self
+
+
+def default_development_policy() -> TokenPolicy:
+    """Development default: anonymous callers may join any room to publish, subscribe and
+    send data, and dispatch any agent; so may service keys."""
+    rule = CallerRule(agents=["*"])
+    return TokenPolicy(anonymous=rule, service_keys=rule)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asked for a token: `kind`, a stable `name` (key name, user `sub`, client address)
+    and, for end users, the `identity` the token must carry."""
+
+    kind: Literal["anonymous", "service_key", "end_user"]
+    name: str
+    identity: str | None = None
+
+    @property
+    def rate_key(self) -> str:
+        """The key a rate limit counts under."""
+        return f"{self.kind}:{self.name}"
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A signed token and what it was minted for; `expires_at` is its `exp`, in UTC."""
+
+    token: str
+    identity: str
+    name: str
+    room: str
+    expires_at: dt.datetime
+
+
+def rule_for(policy: TokenPolicy, caller: Caller) -> CallerRule:
+    """The policy's rule for `caller`; raises `Forbidden` when that kind of caller has none."""
+    rule = {
+        "anonymous": policy.anonymous,
+        "service_key": policy.service_keys,
+        "end_user": policy.end_users.rule if policy.end_users else None,
+    }[caller.kind]
+    if rule is None:
+        raise Forbidden(
+            f"the token policy allows no {caller.kind.replace('_', ' ')} callers",
+            code="caller_not_allowed",
+        )
+    return rule
+
+
+def mint_participant_token(
+    request: ParticipantTokenRequest,
+    caller: Caller,
+    rule: CallerRule,
+    *,
+    api_key: str,
+    api_secret: str,
+) -> IssuedToken:
+    """Mint a room-join token for `request`, as far as `rule` allows.
+
+    Raises `Forbidden` (`field_not_allowed`, `room_not_allowed`, `agent_not_allowed`)
+    for anything the rule does not allow, and `InvalidInput` for a room_config whose
+    `name` differs from the room.
+    """
+    _refuse_disallowed_fields(request, caller, rule)
+    identity = caller.identity or request.participant_identity or _random_name("user")
+    room = request.room_name or _default_room(rule, identity)
+    if not _room_allowed(room, identity, rule.rooms):
+        raise Forbidden(f"room {room!r} is not allowed for this caller", code="room_not_allowed")
+    token = api.AccessToken(api_key, api_secret).with_identity(identity)
+    token.with_ttl(dt.timedelta(seconds=rule.ttl_seconds)).with_grants(_join_grants(room, rule))
+    if request.participant_name:
+        token.with_name(request.participant_name)
+    if request.participant_metadata:
+        token.with_metadata(request.participant_metadata)
+    if request.participant_attributes:
+        token.with_attributes(request.participant_attributes)
+    room_config = _room_config(request, room, rule)
+    if room_config is not None:
+        token.with_room_config(room_config)
+    return _issued(token.to_jwt(), identity, request.participant_name or "", room)
+
+
+def mint_token(
+    request: IssueTokenRequest, *, api_key: str, api_secret: str, max_ttl_seconds: int
+) -> IssuedToken:
+    """Mint a token with exactly the grants in `request` (trusted `/v1/tokens` callers).
+
+    Raises `InvalidInput` for a TTL above `max_ttl_seconds`, or a room-join grant without
+    an identity and a room (LiveKit refuses such tokens).
+    """
+    ttl = request.ttl_seconds or DEFAULT_TTL_SECONDS
+    if ttl > max_ttl_seconds:
+        raise InvalidInput(
+            f"ttl_seconds {ttl} is above the maximum {max_ttl_seconds}",
+            extra={"errors": [{"loc": ["body", "ttl_seconds"], "msg": "above the maximum"}]},
+        )
+    video = request.video
+    if video and video.room_join and not (request.identity and video.room):
+        raise InvalidInput("a room_join grant needs both identity and video.room")
+    token = api.AccessToken(api_key, api_secret).with_ttl(dt.timedelta(seconds=ttl))
+    token.with_identity(request.identity or "")
+    if video:
+        token.with_grants(api.VideoGrants(**video.model_dump(exclude_unset=True)))
+    if request.sip:
+        token.with_sip_grants(api.SIPGrants(**request.sip.model_dump(exclude_unset=True)))
+    for value, setter in (
+        (request.name, token.with_name),
+        (request.metadata, token.with_metadata),
+        (request.attributes, token.with_attributes),
+        (request.kind, token.with_kind),
+        (request.room_preset, token.with_room_preset),
+    ):
+        if value:
+            setter(value)  # type: ignore[operator]
+    if request.room_config:
+        token.with_room_config(to_proto(request.room_config, api.RoomConfiguration))
+    room = video.room if video and video.room else ""
+    return _issued(token.to_jwt(), request.identity or "", request.name or "", room)
+
+
+def introspect(token: str, keyring: dict[str, str]) -> TokenIntrospection:
+    """Verify `token` against `keyring` (API key -> secret) and describe it.
+
+    Never raises for a bad token: `valid` is False and `reason` says why (`malformed`,
+    `unknown_key`, `bad_signature`, `expired`, `not_yet_valid`, `invalid_claims`).
+    """
+    try:
+        unverified: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return TokenIntrospection(valid=False, reason="malformed")
+    issuer = unverified.get("iss")
+    if not isinstance(issuer, str) or issuer not in keyring:
+        return TokenIntrospection(valid=False, reason="unknown_key")
+    try:
+        api.TokenVerifier(issuer, keyring[issuer], leeway=dt.timedelta(0)).verify(token)
+    except jwt.ExpiredSignatureError:
+        return TokenIntrospection(valid=False, reason="expired")
+    except jwt.ImmatureSignatureError:
+        return TokenIntrospection(valid=False, reason="not_yet_valid")
+    except jwt.InvalidSignatureError:
+        return TokenIntrospection(valid=False, reason="bad_signature")
+    except (jwt.PyJWTError, ValueError):
+        return TokenIntrospection(valid=False, reason="invalid_claims")
+    return TokenIntrospection.from_claims(unverified)
+
+
+def _refuse_disallowed_fields(
+    request: ParticipantTokenRequest, caller: Caller, rule: CallerRule
+) -> None:
+    checks = {
+        "participant_name": rule.allow_name,
+        "participant_metadata": rule.allow_metadata,
+        "participant_attributes": rule.allow_attributes,
+    }
+    identity = request.participant_identity
+    if caller.identity is not None:  # an end user's identity is their `sub`, nothing else
+        checks["participant_identity"] = not identity or identity == caller.identity
+    else:
+        checks["participant_identity"] = rule.allow_identity
+    for field, allowed in checks.items():
+        if getattr(request, field) and not allowed:
+            raise Forbidden(
+                f"the token policy does not let this caller set {field}",
+                code="field_not_allowed",
+                extra={"field": field},
+            )
+
+
+def _room_config(
+    request: ParticipantTokenRequest, room: str, rule: CallerRule
+) -> api.RoomConfiguration | None:
+    config = request.room_config
+    if config is None:
+        return None
+    set_fields = config.model_fields_set - {"agents"}
+    if set_fields and not rule.allow_room_config:
+        field = f"room_config.{sorted(set_fields)[0]}"
+        raise Forbidden(
+            f"the token policy does not let this caller set {field}",
+            code="field_not_allowed",
+            extra={"field": field},
+        )
+    for dispatch in config.agents or []:
+        name = dispatch.agent_name or ""
+        if "*" not in rule.agents and name not in rule.agents:
+            raise Forbidden(f"agent {name!r} may not be dispatched", code="agent_not_allowed")
+    message = to_proto(config, api.RoomConfiguration)
+    if message.name and message.name != room:
+        raise InvalidInput("room_config.name must equal room_name when both are given")
+    return message if message.ByteSize() else None
+
+
+def _join_grants(room: str, rule: CallerRule) -> api.VideoGrants:
+    sources = [s.value for s in rule.can_publish_sources] if rule.can_publish_sources else None
+    return api.VideoGrants(
+        room_join=True,
+        room=room,
+        can_publish=rule.can_publish,
+        can_subscribe=rule.can_subscribe,
+        can_publish_data=rule.can_publish_data,
+        can_publish_sources=sources if rule.can_publish else None,
+        can_update_own_metadata=rule.can_update_own_metadata or None,
+    )
+
+
+def _room_allowed(room: str, identity: str, patterns: list[str]) -> bool:
+    escaped = glob.escape(identity)
+    return any(fnmatch.fnmatchcase(room, p.replace("{identity}", escaped)) for p in patterns)
+
+
+def _default_room(rule: CallerRule, identity: str) -> str:
+    """A room when the body names none: the first pattern if it names one room, else random."""
+    first = rule.rooms[0].replace("{identity}", identity) if rule.rooms else ""
+    return first if first and not glob.has_magic(first) else _random_name("room")
+
+
+def _random_name(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(5)}"
+
+
+def _issued(token: str, identity: str, name: str, room: str) -> IssuedToken:
+    exp = jwt.decode(token, options={"verify_signature": False})["exp"]
+    expires_at = dt.datetime.fromtimestamp(exp, tz=dt.UTC)
+    return IssuedToken(token=token, identity=identity, name=name, room=room, expires_at=expires_at)

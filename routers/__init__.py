@@ -1,0 +1,1 @@
+"""One APIRouter per LiveKit service; thin: parse, call app/, shape the response."""

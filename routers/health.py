@@ -1,0 +1,30 @@
+"""Liveness and readiness (contract: Operations)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from app.deps import LiveKitDep
+from app.errors import AppError
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", operation_id="healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up; does no I/O."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", operation_id="readyz", responses={503: {"description": "a check failed"}})
+async def readyz(livekit: LiveKitDep) -> JSONResponse:
+    """LiveKit answers an authenticated call; `503` names the check that failed."""
+    checks: dict[str, str] = {}
+    try:
+        await livekit.ping()
+        checks["livekit"] = "ok"
+    except AppError as exc:
+        checks["livekit"] = f"failed: {exc.detail}"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)

@@ -1,0 +1,94 @@
+"""Token routes (contract: Tokens)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Response
+
+from app.auth import Scope
+from app.deps import Scoped, SettingsDep, TokenCallerDep
+from app.tokens import introspect, mint_participant_token, mint_token
+from schemas.problems import problems
+from schemas.tokens import (
+    IntrospectRequest,
+    IssueTokenRequest,
+    IssueTokenResponse,
+    ParticipantTokenRequest,
+    ParticipantTokenResponse,
+    TokenIntrospection,
+)
+
+router = APIRouter(prefix="/v1", tags=["tokens"])
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@router.post(
+    "/token",
+    status_code=201,
+    operation_id="issue_participant_token",
+    responses=problems(400, 401, 403, 422, 429),
+)
+async def issue_participant_token(
+    response: Response,
+    settings: SettingsDep,
+    caller: TokenCallerDep,
+    body: Annotated[ParticipantTokenRequest | None, Body()] = None,
+) -> ParticipantTokenResponse:
+    """LiveKit's standard token endpoint: a join token, as far as the token policy allows."""
+    issued = mint_participant_token(
+        body or ParticipantTokenRequest(),
+        *caller,
+        api_key=settings.api_key,
+        api_secret=settings.api_secret,
+    )
+    response.headers.update(NO_STORE)
+    return ParticipantTokenResponse(
+        server_url=settings.server_url,
+        participant_token=issued.token,
+        room_name=issued.room,
+        participant_identity=issued.identity,
+        participant_name=issued.name,
+        expires_at=issued.expires_at,
+    )
+
+
+@router.post(
+    "/tokens",
+    status_code=201,
+    operation_id="issue_token",
+    responses=problems(400, 401, 403, 422),
+)
+async def issue_token(
+    body: IssueTokenRequest,
+    response: Response,
+    settings: SettingsDep,
+    _: Scoped(Scope.TOKENS_ISSUE),
+) -> IssueTokenResponse:
+    """Any grant LiveKit knows, for trusted backends (scope `tokens:issue`)."""
+    issued = mint_token(
+        body,
+        api_key=settings.api_key,
+        api_secret=settings.api_secret,
+        max_ttl_seconds=settings.effective_token_policy.max_ttl_seconds,
+    )
+    response.headers.update(NO_STORE)
+    return IssueTokenResponse(
+        token=issued.token,
+        server_url=settings.server_url,
+        identity=issued.identity,
+        expires_at=issued.expires_at,
+    )
+
+
+@router.post(
+    "/tokens/introspect",
+    operation_id="introspect_token",
+    responses=problems(400, 401, 403, 422),
+)
+async def introspect_token(
+    body: IntrospectRequest, settings: SettingsDep, _: Scoped(Scope.TOKENS_ISSUE)
+) -> TokenIntrospection:
+    """Verify a token against the keyring and say what it grants (scope `tokens:issue`)."""
+    return introspect(body.token, settings.keyring)

@@ -1,0 +1,126 @@
+"""Shared fixtures: real LiveKit (dev mode, with Redis), the service over real HTTP, and
+in-process clients with their own settings.
+
+Service keys available to every test (see `KEYS`): `admin` (all scopes), `reader`
+(`rooms:read`), `issuer` (`tokens:issue`), `events` (`webhooks:read`), `nobody` (none).
+Use `auth("reader")` for the header.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from app.devserver import LocalLiveKit
+from app.main import create_app
+from app.settings import Settings
+from tests.components import LiveService, LocalRedis
+
+API_KEY = "APItestkey"
+API_SECRET = secrets.token_urlsafe(32)
+IN_CI = os.environ.get("CI") == "true"
+
+KEYS: dict[str, tuple[str, list[str]]] = {
+    "admin": (secrets.token_urlsafe(32), ["admin"]),
+    "reader": (secrets.token_urlsafe(32), ["rooms:read"]),
+    "issuer": (secrets.token_urlsafe(32), ["tokens:issue"]),
+    "events": (secrets.token_urlsafe(32), ["webhooks:read"]),
+    "nobody": (secrets.token_urlsafe(32), []),
+}
+
+
+def auth(name: str) -> dict[str, str]:
+    """The Authorization header for the test service key `name`."""
+    return {"Authorization": f"Bearer {KEYS[name][0]}"}
+
+
+def service_keys() -> list[dict[str, Any]]:
+    return [{"name": n, "key": k, "scopes": s} for n, (k, s) in KEYS.items()]
+
+
+def make_settings(livekit_url: str, tmp_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a test app against `livekit_url`; `overrides` are Settings fields."""
+    values: dict[str, Any] = {
+        "app_env": "development",
+        "livekit_url": livekit_url,
+        "livekit_api_key": API_KEY,
+        "livekit_api_secret": API_SECRET,
+        "service_keys": service_keys(),
+        "database_url": f"sqlite+aiosqlite:///{tmp_dir / 'events.db'}",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[LocalRedis]:
+    """A real Redis for LiveKit (SIP, ingress and egress APIs need one)."""
+    server = LocalRedis().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def live_service_port() -> int:
+    from app.devserver import free_port
+
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def livekit_server(redis_server: LocalRedis, live_service_port: int) -> Iterator[LocalLiveKit]:
+    """`livekit-server --dev` with Redis, posting webhooks to the live service."""
+    server = LocalLiveKit(
+        api_key=API_KEY,
+        api_secret=API_SECRET,
+        redis=redis_server.address,
+        webhook_urls=[f"http://127.0.0.1:{live_service_port}/v1/webhooks/livekit"],
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def live_service(
+    livekit_server: LocalLiveKit, live_service_port: int, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveService]:
+    """The service over real HTTP, against the real LiveKit server."""
+    settings = make_settings(livekit_server.url, tmp_path_factory.mktemp("live"))
+    service = LiveService(live_service_port).start(settings)
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+async def client(live_service: LiveService) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the live service."""
+    async with httpx.AsyncClient(base_url=live_service.url, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture
+def app_client(
+    tmp_path: Path,
+) -> Callable[..., Any]:
+    """`async with app_client(livekit_url, **settings) as http:` an in-process client for an
+    app with its own settings (policy, keys ...), lifespan included."""
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def open_client(livekit_url: str, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+        app = create_app(make_settings(livekit_url, tmp_path, **overrides))
+        async with LifespanManager(app) as manager:
+            transport = httpx.ASGITransport(app=manager.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                http.app = app  # type: ignore[attr-defined]  # for dependency_overrides
+                yield http
+
+    return open_client
