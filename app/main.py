@@ -23,7 +23,7 @@ from app.auth import EndUserVerifier
 from app.errors import AppError, BadRequest, InvalidInput
 from app.livekit import LiveKit
 from app.settings import Settings, get_settings
-from routers import health, tokens
+from routers import dispatch, health, rooms, tokens, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    for module in (health, tokens):
+    for module in (health, tokens, rooms, dispatch, webhooks):
         app.include_router(module.router)
     return app
 
