@@ -93,6 +93,8 @@ async def _identify(
     bearer: HTTPAuthorizationCredentials | None,
 ) -> Caller:
     if bearer is None:
+        if policy.anonymous is None:
+            raise Unauthorized("a service key or an end-user token is required")
         host = request.client.host if request.client else "unknown"
         return Caller(kind="anonymous", name=host)
     key = find_service_key(bearer.credentials, settings.service_keys)
