@@ -203,15 +203,16 @@ def mint_token(
         token.with_grants(api.VideoGrants(**video.model_dump(exclude_unset=True)))
     if request.sip:
         token.with_sip_grants(api.SIPGrants(**request.sip.model_dump(exclude_unset=True)))
-    for value, setter in (
-        (request.name, token.with_name),
-        (request.metadata, token.with_metadata),
-        (request.attributes, token.with_attributes),
-        (request.kind, token.with_kind),
-        (request.room_preset, token.with_room_preset),
-    ):
-        if value:
-            setter(value)  # type: ignore[operator]
+    if request.name:
+        token.with_name(request.name)
+    if request.metadata:
+        token.with_metadata(request.metadata)
+    if request.attributes:
+        token.with_attributes(request.attributes)
+    if request.kind:
+        token.with_kind(request.kind)
+    if request.room_preset:
+        token.with_room_preset(request.room_preset)
     if request.room_config:
         token.with_room_config(to_proto(request.room_config, api.RoomConfiguration))
     room = video.room if video and video.room else ""

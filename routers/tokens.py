@@ -6,8 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Response
 
-from app.auth import Scope
-from app.deps import Scoped, SettingsDep, TokenCallerDep
+from app.deps import SettingsDep, TokenCallerDep, TokensIssueCaller
 from app.tokens import introspect, mint_participant_token, mint_token
 from schemas.problems import problems
 from schemas.tokens import (
@@ -64,7 +63,7 @@ async def issue_token(
     body: IssueTokenRequest,
     response: Response,
     settings: SettingsDep,
-    _: Scoped(Scope.TOKENS_ISSUE),
+    _: TokensIssueCaller,
 ) -> IssueTokenResponse:
     """Any grant LiveKit knows, for trusted backends (scope `tokens:issue`)."""
     issued = mint_token(
@@ -88,7 +87,7 @@ async def issue_token(
     responses=problems(400, 401, 403, 422),
 )
 async def introspect_token(
-    body: IntrospectRequest, settings: SettingsDep, _: Scoped(Scope.TOKENS_ISSUE)
+    body: IntrospectRequest, settings: SettingsDep, _: TokensIssueCaller
 ) -> TokenIntrospection:
     """Verify a token against the keyring and say what it grants (scope `tokens:issue`)."""
     return introspect(body.token, settings.keyring)

@@ -19,7 +19,7 @@ import enum
 from typing import Any, Optional, TypeVar, cast
 
 from google.protobuf import json_format
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, create_model
 
@@ -78,7 +78,7 @@ def model_for(message: type[Message], *, name: str | None = None) -> type[ProtoM
     """
     key = f"{message.DESCRIPTOR.full_name}:{name or ''}"
     if key not in _models:
-        _models[key] = _build(message.DESCRIPTOR, name)
+        _models[key] = _build(cast(Descriptor, message.DESCRIPTOR), name)
         _models[key].__proto__ = message
     return _models[key]
 
@@ -97,7 +97,7 @@ def _build(descriptor: Descriptor, name: str | None = None) -> type[ProtoModel]:
                 validation_alias=AliasChoices(field.name, field.json_name),
             ),
         )
-    model = create_model(  # type: ignore[call-overload]
+    model = create_model(
         name or descriptor.name,
         __base__=ProtoModel,
         __doc__=f"LiveKit `{descriptor.full_name}`.",
@@ -121,9 +121,9 @@ def _is_repeated(field: FieldDescriptor) -> bool:
 def _single(field: FieldDescriptor) -> Any:
     if field.type in _SCALARS:
         return _SCALARS[field.type]
-    if field.type == FieldDescriptor.TYPE_ENUM:
-        return _enum_for(field)
-    if field.type == FieldDescriptor.TYPE_MESSAGE:
+    if field.enum_type is not None:
+        return _enum_for(field.enum_type)
+    if field.message_type is not None:
         full_name = field.message_type.full_name
         if full_name in _WELL_KNOWN:
             return _WELL_KNOWN[full_name]
@@ -134,12 +134,12 @@ def _single(field: FieldDescriptor) -> Any:
     return int
 
 
-def _enum_for(field: FieldDescriptor) -> type[enum.Enum]:
-    enum_type = field.enum_type
+def _enum_for(enum_type: EnumDescriptor) -> type[enum.Enum]:
+    """A str Enum of the protobuf value names, so they travel as names (`"EGRESS_ACTIVE"`)."""
     if enum_type.full_name not in _enums:
-        names = [value.name for value in enum_type.values]
-        _enums[enum_type.full_name] = enum.Enum(  # type: ignore[misc]
-            enum_type.name, {n: n for n in names}, type=str
+        members = {value.name: value.name for value in enum_type.values}
+        _enums[enum_type.full_name] = cast(
+            type[enum.Enum], enum.Enum(enum_type.name, members, type=str)
         )
     return _enums[enum_type.full_name]
 
@@ -169,7 +169,7 @@ def to_json(message: Message, *, with_defaults: bool = True) -> dict[str, Any]:
         preserving_proto_field_name=True,
         always_print_fields_with_no_presence=with_defaults,
     )
-    _int64_as_numbers(message.DESCRIPTOR, data)
+    _int64_as_numbers(cast(Descriptor, message.DESCRIPTOR), data)
     return data
 
 
