@@ -30,6 +30,7 @@ format: ## apply ruff formatting and safe fixes
 	$(UV) ruff check --fix .
 
 bench: install ## run the benchmarks in bench/ (prints ratios; never part of `make test`)
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
 	$(UV) python -m bench
 
 clean: ## remove caches and local data (keeps .tools and .venv)

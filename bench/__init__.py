@@ -1,0 +1,1 @@
+"""Benchmarks of the control plane; run with `make bench`, never as tests."""
