@@ -54,7 +54,7 @@ def start_service(livekit: LocalLiveKit, workdir: Path) -> tuple[ManagedProcess,
                 f"LIVEKIT_API_KEY={API_KEY}",
                 f"LIVEKIT_API_SECRET={API_SECRET}",
                 f"DATABASE_URL=sqlite+aiosqlite:///{workdir / 'events.db'}",
-                'SERVICE_KEYS=[{"name": "bench", "key": "%s", "scopes": ["admin"]}]' % SERVICE_KEY,
+                f'SERVICE_KEYS=[{{"name": "bench", "key": "{SERVICE_KEY}", "scopes": ["admin"]}}]',
                 'TOKEN_POLICY={"anonymous": {"rate_limit": "100000000/second"}}',
             ]
         )
@@ -82,7 +82,7 @@ def wrk(url: str, workdir: Path, *, body: dict | None = None) -> dict[str, float
             f'wrk.body = "{payload}"\n'
             'wrk.headers["Content-Type"] = "application/json"\n'
         )
-    out = subprocess.run(  # noqa: S603
+    out = subprocess.run(
         ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{DURATION_S}s", "--latency", "-s", str(script), url],
         capture_output=True,
         text=True,
@@ -163,6 +163,12 @@ async def added_latency(service: str, livekit: LocalLiveKit, calls: int = 300) -
     }
 
 
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table."""
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+
+
 def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: `make bench` installs it (Debian package wrk)")
@@ -171,38 +177,37 @@ def main() -> None:
     service, url = start_service(livekit, workdir)
     try:
         print(
-            f"# {time.strftime('%Y-%m-%d %H:%M')}  {os.cpu_count()} cores, wrk -c{CONNECTIONS} -d{DURATION_S}s, 1 uvicorn worker (uvloop, httptools)\n"
+            f"# {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
+            f"wrk -c{CONNECTIONS} -d{DURATION_S}s, 1 uvicorn worker (uvloop, httptools)\n"
         )
         healthz = wrk(f"{url}/healthz", workdir)
-        token = wrk(
-            f"{url}/v1/token", workdir, body={"room_name": "bench", "participant_identity": "p"}
-        )
-        print("| endpoint | req/s | p50 ms | p99 ms | vs constant JSON |")
-        print("|---|---|---|---|---|")
-        for name, result in (("GET /healthz (constant JSON)", healthz), ("POST /v1/token", token)):
-            ratio = result["rps"] / healthz["rps"]
-            print(
-                f"| {name} | {result['rps']:.0f} | {result['p50_ms']:.2f} | {result['p99_ms']:.2f} | {ratio:.2f} |"
-            )
+        join = {"room_name": "bench", "participant_identity": "p"}
+        token = wrk(f"{url}/v1/token", workdir, body=join)
+        rows = [
+            [name, f"{r['rps']:.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
+             f"{r['rps'] / healthz['rps']:.2f}"]
+            for name, r in (("GET /healthz (constant JSON)", healthz), ("POST /v1/token", token))
+        ]  # fmt: skip
+        print(table(["endpoint", "req/s", "p50 ms", "p99 ms", "vs constant JSON"], rows))
+
         ingest = asyncio.run(webhook_ingestion(url))
         ratio = ingest["events_per_s"] / ingest["baseline_per_s"]
         print(
             f"\nwebhook ingestion (signed, distinct events, durable writes): "
             f"{ingest['events_per_s']:.0f} events/s; same client on GET /healthz: "
-            f"{ingest['baseline_per_s']:.0f} req/s; ratio {ratio:.2f}"
+            f"{ingest['baseline_per_s']:.0f} req/s; ratio {ratio:.2f}\n"
         )
-        latency = asyncio.run(added_latency(url, livekit))
-        print("\n| ListRooms one room | p50 ms | p99 ms |")
-        print("|---|---|---|")
-        print(
-            f"| livekit-api direct | {latency['direct_p50_ms']:.2f} | {latency['direct_p99_ms']:.2f} |"
-        )
-        print(
-            f"| GET /v1/rooms/{{room}} | {latency['service_p50_ms']:.2f} | {latency['service_p99_ms']:.2f} |"
-        )
-        print(
-            f"| ratio | {latency['service_p50_ms'] / latency['direct_p50_ms']:.2f} | {latency['service_p99_ms'] / latency['direct_p99_ms']:.2f} |"
-        )
+
+        lat = asyncio.run(added_latency(url, livekit))
+        direct = [f"{lat['direct_p50_ms']:.2f}", f"{lat['direct_p99_ms']:.2f}"]
+        via = [f"{lat['service_p50_ms']:.2f}", f"{lat['service_p99_ms']:.2f}"]
+        rows = [
+            ["livekit-api ListRooms, direct", *direct],
+            ["GET /v1/rooms/{room}", *via],
+            ["ratio", f"{lat['service_p50_ms'] / lat['direct_p50_ms']:.2f}",
+             f"{lat['service_p99_ms'] / lat['direct_p99_ms']:.2f}"],
+        ]  # fmt: skip
+        print(table(["one room, sequential calls", "p50 ms", "p99 ms"], rows))
     finally:
         service.stop()
         livekit.stop()
