@@ -1,7 +1,80 @@
-"""Dispatch routes (contract: see ../shared/api-contract.md)."""
+"""Agent dispatch routes (contract: Agent dispatch), over LiveKit's AgentDispatchService."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Response
+
+from app import dispatch
+from app.deps import DispatchWriteCaller, LiveKitDep, RoomsReadCaller
+from schemas.bridge import to_json
+from schemas.common import Name
+from schemas.dispatch import AgentDispatch, AgentDispatchPage, CreateDispatchRequest
+from schemas.problems import LIVEKIT_PROBLEMS, problems
 
 router = APIRouter(prefix="/v1", tags=["dispatch"])
+
+RoomName = Annotated[Name, Path(description="the room's name")]
+DispatchId = Annotated[str, Path(description="the dispatch's id, `AD_...`")]
+
+
+@router.post(
+    "/rooms/{room}/dispatches",
+    status_code=201,
+    operation_id="create_dispatch",
+    response_model=AgentDispatch,
+    response_model_exclude_unset=True,
+    responses=problems(*LIVEKIT_PROBLEMS, 400, 409),
+)
+async def create_dispatch(
+    room: RoomName,
+    body: CreateDispatchRequest,
+    livekit: LiveKitDep,
+    _: DispatchWriteCaller,
+) -> dict[str, Any]:
+    """Send the agent `agent_name` into `room` (created if absent); its job gets `metadata`."""
+    return to_json(await dispatch.create_dispatch(livekit, body.to_livekit(room)))
+
+
+@router.get(
+    "/rooms/{room}/dispatches",
+    operation_id="list_dispatches",
+    response_model=AgentDispatchPage,
+    response_model_exclude_unset=True,
+    responses=problems(*LIVEKIT_PROBLEMS, 404),
+)
+async def list_dispatches(
+    room: RoomName, livekit: LiveKitDep, _: RoomsReadCaller
+) -> dict[str, Any]:
+    """Every dispatch of `room`, explicit or automatic (one page); 404 `room_not_found`."""
+    found = await dispatch.list_dispatches(livekit, room)
+    return {"items": [to_json(d) for d in found], "next_page_token": None}
+
+
+@router.get(
+    "/rooms/{room}/dispatches/{dispatch_id}",
+    operation_id="get_dispatch",
+    response_model=AgentDispatch,
+    response_model_exclude_unset=True,
+    responses=problems(*LIVEKIT_PROBLEMS, 404),
+)
+async def get_dispatch(
+    room: RoomName, dispatch_id: DispatchId, livekit: LiveKitDep, _: RoomsReadCaller
+) -> dict[str, Any]:
+    """One dispatch; 404 `room_not_found` or `dispatch_not_found`."""
+    return to_json(await dispatch.get_dispatch(livekit, room, dispatch_id))
+
+
+@router.delete(
+    "/rooms/{room}/dispatches/{dispatch_id}",
+    status_code=204,
+    operation_id="delete_dispatch",
+    response_class=Response,
+    responses=problems(*LIVEKIT_PROBLEMS, 404),
+)
+async def delete_dispatch(
+    room: RoomName, dispatch_id: DispatchId, livekit: LiveKitDep, _: DispatchWriteCaller
+) -> None:
+    """Delete a dispatch: LiveKit dispatches it no more; 404 as for GET."""
+    await dispatch.delete_dispatch(livekit, room, dispatch_id)
