@@ -3,6 +3,7 @@
 
 - `SettingsDep`: the app's `Settings`;
 - `LiveKitDep`: the `LiveKit` gateway owned by the lifespan;
+- `StoreDep`: the `Store` (database engine and sessions, see `app.store`) owned by the lifespan;
 - `CallerDep`: the service key of an `Authorization: Bearer` caller (401 otherwise);
 - `Scoped(scope)`: a `CallerDep` that also holds `scope` (403 naming it otherwise);
 - `TokenCallerDep`: who asks `/v1/token` for a token, rate-limited per caller.
@@ -22,6 +23,7 @@ from app.auth import EndUserVerifier, Scope, ServiceKey, find_service_key, requi
 from app.errors import RateLimited, Unauthorized
 from app.livekit import LiveKit
 from app.settings import Settings
+from app.store import Store
 from app.tokens import Caller, CallerRule, TokenPolicy, rule_for
 
 _bearer = HTTPBearer(auto_error=False, description="A service key, or on /v1/token an end-user JWT")
@@ -40,8 +42,15 @@ def get_livekit(request: Request) -> LiveKit:
     return livekit
 
 
+def get_store(request: Request) -> Store:
+    """The store the lifespan opened and migrated."""
+    store: Store = request.app.state.store
+    return store
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 LiveKitDep = Annotated[LiveKit, Depends(get_livekit)]
+StoreDep = Annotated[Store, Depends(get_store)]
 
 
 def get_caller(settings: SettingsDep, bearer: BearerDep) -> ServiceKey:

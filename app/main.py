@@ -1,8 +1,11 @@
 """`create_app()`: routers, problem+json error handling, request ids, and the lifespan
-that owns the LiveKit gateway, the HTTP client and the rate limiter (and closes them)."""
+that owns the LiveKit gateway, the HTTP client, the rate limiter and the store (migrated at
+start-up, with the webhook retention task) and closes them."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -23,6 +26,8 @@ from app.auth import EndUserVerifier
 from app.errors import AppError, BadRequest, InvalidInput
 from app.livekit import LiveKit
 from app.settings import Settings, get_settings
+from app.store import Store
+from app.webhooks import run_retention
 from routers import dispatch, health, rooms, tokens, webhooks
 
 log = logging.getLogger(__name__)
@@ -34,7 +39,8 @@ REQUEST_ID_HEADER = "X-Request-ID"
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the LiveKit gateway, the outbound HTTP client and the rate limiter; close them."""
+    """Open the LiveKit gateway, the outbound HTTP client, the rate limiter and the store
+    (migrated to the newest schema; expired webhook events purged hourly); close them."""
     settings: Settings = app.state.settings
     if not settings.livekit_url:
         raise RuntimeError("LIVEKIT_URL is not set (`python -m app` starts a dev server for you)")
@@ -52,9 +58,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.rate_limiter = MovingWindowRateLimiter(
         storage_from_string(f"async+{settings.rate_limit_storage_url}")
     )
+    app.state.store = store = Store(settings.database_url)
+    retention: asyncio.Task[None] | None = None
     try:
+        await store.migrate()
+        if settings.webhook_retention_days > 0:
+            retention = asyncio.create_task(
+                run_retention(store, settings.webhook_retention_days), name="webhook-retention"
+            )
         yield
     finally:
+        if retention is not None:
+            retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retention
+        await store.aclose()
         await app.state.livekit.aclose()
         await app.state.http.aclose()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.deps import LiveKitDep
+from app.deps import LiveKitDep, StoreDep
 from app.errors import AppError
 
 router = APIRouter(tags=["operations"])
@@ -18,13 +18,15 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", operation_id="readyz", responses={503: {"description": "a check failed"}})
-async def readyz(livekit: LiveKitDep) -> JSONResponse:
-    """LiveKit answers an authenticated call; `503` names the check that failed."""
+async def readyz(livekit: LiveKitDep, store: StoreDep) -> JSONResponse:
+    """LiveKit answers an authenticated call and the event store takes a write; `503` names
+    the check that failed."""
     checks: dict[str, str] = {}
     try:
         await livekit.ping()
         checks["livekit"] = "ok"
     except AppError as exc:
         checks["livekit"] = f"failed: {exc.detail}"
+    checks["event_store"] = await store.writable_check()
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)

@@ -1,7 +1,122 @@
-"""Webhooks routes (contract: see ../shared/api-contract.md)."""
+"""Webhook routes (contract: Webhooks): LiveKit's POSTs in, stored events out."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from app.auth import Scope, ServiceKey
+from app.deps import Scoped, SettingsDep, StoreDep
+from app.errors import PayloadTooLarge
+from app.webhooks import (
+    MAX_BODY_BYTES,
+    STREAM_RETRY_MS,
+    follow_events,
+    get_event,
+    list_events,
+    receive_webhook,
+    stream_start,
+)
+from schemas.common import Page
+from schemas.problems import problems
+from schemas.webhooks import EventFilters, EventQuery, StoredEvent, WebhookReceipt
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
+
+if TYPE_CHECKING:
+    EventsReader = ServiceKey
+else:
+    EventsReader = Scoped(Scope.WEBHOOKS_READ)
+
+
+async def bounded_body(request: Request) -> bytes:
+    """The request body, read up to `MAX_BODY_BYTES`; 413 beyond (checked on the declared
+    Content-Length first, then on the bytes actually received)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the body is over {MAX_BODY_BYTES} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"the body is over {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+_WEBHOOK_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "A LiveKit WebhookEvent, signed in the Authorization header.",
+        "content": {
+            media: {"schema": {"$ref": "#/components/schemas/WebhookEvent"}}
+            for media in ("application/webhook+json", "application/json")
+        },
+    }
+}
+
+
+@router.post(
+    "/webhooks/livekit",
+    operation_id="receive_livekit_webhook",
+    responses=problems(400, 401, 413, 415, 503),
+    openapi_extra=_WEBHOOK_BODY,
+)
+async def receive_livekit_webhook(
+    settings: SettingsDep,
+    store: StoreDep,
+    body: Annotated[bytes, Depends(bounded_body)],
+    authorization: Annotated[str | None, Header(description="the signed JWT")] = None,
+    content_type: Annotated[str | None, Header()] = None,
+) -> WebhookReceipt:
+    """Verify a LiveKit webhook against the keyring and store it once, durably."""
+    return await receive_webhook(store, settings.keyring, body, authorization, content_type)
+
+
+@router.get(
+    "/webhooks/events",
+    operation_id="list_webhook_events",
+    responses=problems(400, 401, 403, 422, 503),
+)
+async def list_webhook_events(
+    store: StoreDep,
+    query: Annotated[EventQuery, Query()],
+    _: EventsReader,
+) -> Page[StoredEvent]:
+    """Stored events, newest first, filtered; follow `next_page_token` for older ones."""
+    return await list_events(store, query)
+
+
+@router.get(
+    "/webhooks/events/stream",
+    operation_id="stream_webhook_events",
+    response_class=EventSourceResponse,
+    responses=problems(401, 403, 422),
+)
+async def stream_webhook_events(
+    store: StoreDep,
+    filters: Annotated[EventFilters, Query()],
+    _: EventsReader,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> AsyncIterator[ServerSentEvent]:
+    """New events as Server-Sent Events (`event: <type>`, `id: <event id>`, `data`: the
+    stored event), after a first `retry:` frame once the stream's start is fixed; reconnect
+    with `Last-Event-ID` to resume without a gap."""
+    after = await stream_start(store, last_event_id)
+    yield ServerSentEvent(retry=STREAM_RETRY_MS, comment="following")
+    async for event in follow_events(store, filters, after):
+        yield ServerSentEvent(event=event.event, id=event.id, data=event)
+
+
+@router.get(
+    "/webhooks/events/{event_id}",
+    operation_id="get_webhook_event",
+    responses=problems(401, 403, 404, 503),
+)
+async def get_webhook_event(event_id: str, store: StoreDep, _: EventsReader) -> StoredEvent:
+    """One stored event with its full LiveKit payload."""
+    return await get_event(store, event_id)

@@ -1,5 +1,6 @@
 """Real components for the tests, each on free loopback ports: Redis, LiveKit's SDK test
-server, and this service served by uvicorn in a background thread.
+server, and this service served by uvicorn in a background thread; PostgreSQL and the
+service as separate processes (replicas) for the event store tests.
 
 In CI (`CI=true`) a missing component is an error, never a skip.
 """
@@ -8,11 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import uvicorn
 
 from app.devserver import ManagedProcess, find_binary, free_port, http_ok
@@ -119,3 +124,191 @@ class LiveService:
             self._server.should_exit = True
         if self._thread:
             self._thread.join(timeout=10)
+
+
+# --- PostgreSQL, service processes and signed webhooks (event store tests) -----------------
+
+
+def _postgres_bindir() -> Path:
+    """`$PG_BINDIR`, else Debian's PostgreSQL 15, else `pg_config --bindir`."""
+    import os
+
+    candidates = [os.environ.get("PG_BINDIR"), "/usr/lib/postgresql/15/bin"]
+    if shutil.which("pg_config"):
+        candidates.append(
+            subprocess.run(
+                ["pg_config", "--bindir"], capture_output=True, text=True, check=False
+            ).stdout.strip()
+        )
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "initdb").is_file():
+            return Path(candidate)
+    raise FileNotFoundError("PostgreSQL (initdb, pg_ctl) not found: install Debian's postgresql")
+
+
+class LocalPostgres:
+    """A throwaway PostgreSQL cluster: `initdb` into a temp dir (as user `postgres` when run
+    as root), `pg_ctl start` on a free loopback port, trust authentication for `postgres`.
+    `url(database)` is an SQLAlchemy asyncpg URL."""
+
+    def __init__(self) -> None:
+        import os
+
+        self.bindir = _postgres_bindir()
+        self.port = free_port()
+        self.workdir = Path(tempfile.mkdtemp(prefix="pg-"))
+        self.data = self.workdir / "data"
+        self.log_path = self.workdir / "postgres.log"
+        self._user = "postgres" if os.geteuid() == 0 else None
+        if self._user:
+            shutil.chown(self.workdir, user=self._user, group=self._user)
+
+    def _run(self, *args: str) -> None:
+        result = subprocess.run(
+            [str(self.bindir / args[0]), *args[1:]],
+            user=self._user,
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            log = self.log_path.read_text() if self.log_path.exists() else ""
+            raise RuntimeError(f"{args[0]} failed: {result.stdout}{result.stderr}{log[-3000:]}")
+
+    def start(self) -> LocalPostgres:
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
+        options = f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1"
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.log_path), "-o", options, "-w", "start"
+        )
+        return self
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        """Create an empty database `name` (with `createdb`); returns its URL."""
+        server = ["-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
+        result = subprocess.run(
+            [str(self.bindir / "createdb"), *server, name],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"createdb failed: {result.stderr}")
+        return self.url(name)
+
+
+class ServiceProcess:
+    """`python -m app` in a process of its own (a replica), configured by `env` only; its
+    working directory is a temp dir, so no `.env` file is read. `url` is its base URL."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        import os
+
+        from app.devserver import PROJECT_ROOT
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workdir = Path(tempfile.mkdtemp(prefix="service-"))
+        self.log_path = self.workdir / "service.log"
+        self.env = {
+            **os.environ,
+            **env,
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "LOG_LEVEL": "warning",
+        }
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServiceProcess:
+        """Spawn the process and wait until it answers /healthz (its lifespan is done)."""
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "app"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.workdir,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 30
+        probe = http_ok(f"{self.url}/healthz")
+        while not probe():
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the service did not start: {self.log_tail()}")
+            time.sleep(0.1)
+        return self
+
+    def stop(self) -> None:
+        if self._process and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+    def log_tail(self) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-30:])
+
+
+def signed_webhook(
+    body: bytes,
+    *,
+    api_key: str,
+    api_secret: str,
+    sha256: str | None = None,
+    ttl_seconds: int = 300,
+) -> str:
+    """A LiveKit webhook Authorization value: a JWT from livekit-api's `AccessToken` with
+    `sha256` = base64(SHA-256(body)) unless given."""
+    import base64
+    import datetime as dt
+    import hashlib
+
+    from livekit import api  # the SDK signs here, as LiveKit's own servers do
+
+    digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    token = api.AccessToken(api_key, api_secret).with_ttl(dt.timedelta(seconds=ttl_seconds))
+    return token.with_sha256(digest if sha256 is None else sha256).to_jwt()
+
+
+def webhook_body(
+    event_id: str, event: str = "room_started", room: str = "room-a", **extra: object
+) -> bytes:
+    """A LiveKit WebhookEvent body as LiveKit sends it (protojson, camelCase)."""
+    import json
+
+    data: dict[str, object] = {
+        "event": event,
+        "id": event_id,
+        "createdAt": str(int(time.time())),
+        "room": {"sid": f"RM_{event_id}", "name": room},
+        **extra,
+    }
+    return json.dumps(data).encode()
+
+
+async def sse_events(response: httpx.Response) -> AsyncIterator[dict[str, str]]:
+    """The Server-Sent Events of a streaming `response`, each frame as a dict of its fields
+    ("event", "id", "data", "retry"); comments such as keep-alives are skipped."""
+    fields: dict[str, str] = {}
+    async for line in response.aiter_lines():
+        if not line:
+            if fields:
+                yield fields
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            fields[name] = fields[name] + "\n" + value if name in fields else value

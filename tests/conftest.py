@@ -21,7 +21,7 @@ from asgi_lifespan import LifespanManager
 from app.devserver import LocalLiveKit
 from app.main import create_app
 from app.settings import Settings
-from tests.components import LiveService, LocalRedis
+from tests.components import LiveService, LocalPostgres, LocalRedis
 
 API_KEY = "APItestkey"
 API_SECRET = secrets.token_urlsafe(32)
@@ -124,3 +124,17 @@ def app_client(
                 yield http
 
     return open_client
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[LocalPostgres]:
+    """A real PostgreSQL cluster (Debian's postgresql 15) for the whole session."""
+    server = LocalPostgres().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: LocalPostgres) -> str:
+    """The SQLAlchemy URL of a fresh, empty PostgreSQL database for one test."""
+    return postgres_server.create_database(f"test_{secrets.token_hex(6)}")

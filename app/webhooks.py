@@ -1,0 +1,371 @@
+"""LiveKit webhooks: verification against the keyring (pure), ingestion into the event store,
+and reading events back (pages, one event, a live follow for Server-Sent Events).
+
+How LiveKit signs a webhook (https://docs.livekit.io/home/server/webhooks/; livekit-api's
+`WebhookReceiver` checks the same): the `Authorization` header carries a JWT (HS256)
+issued by one of the API keys (`iss` = the key) with a `sha256` claim holding the standard
+base64 of the SHA-256 of the exact body bytes. Here the JWT is checked by livekit-api's
+`TokenVerifier` with the secret of the key its `iss` names (LIVEKIT_API_KEY plus
+LIVEKIT_WEBHOOK_KEYS, so keys can rotate), and the body hash is compared in constant time
+on the raw bytes (`WebhookReceiver` itself hashes a re-encoded str and compares with `!=`).
+Every failure is `Unauthorized` (401, `webhook_signature_invalid`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import jwt
+from google.protobuf import json_format
+from livekit import api
+from livekit.protocol.webhook import WebhookEvent
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.errors import AppError, BadRequest, NotFound, Unauthorized, UpstreamUnavailable
+from app.store import Store
+from schemas.bridge import to_json
+from schemas.common import Page
+from schemas.webhooks import EventFilters, EventQuery, StoredEvent, WebhookReceipt
+
+log = logging.getLogger(__name__)
+
+#: Largest webhook body accepted (bytes); larger is 413.
+MAX_BODY_BYTES = 1024 * 1024
+#: Content types LiveKit posts with (it uses the first).
+ACCEPTED_CONTENT_TYPES = frozenset({"application/webhook+json", "application/json"})
+#: Longest event `id` / `event` type stored.
+MAX_ID_LENGTH = 255
+#: How often a follower looks for events stored by other replicas (seconds).
+FOLLOW_POLL_SECONDS = 0.5
+#: Rows a follower reads per query.
+FOLLOW_BATCH = 100
+#: The reconnection delay a stream suggests to SSE clients (milliseconds).
+STREAM_RETRY_MS = 1000
+#: How often the retention task deletes expired events (seconds).
+RETENTION_INTERVAL_SECONDS = 3600.0
+
+SIGNATURE_INVALID = "webhook_signature_invalid"
+
+
+class UnsupportedMediaType(AppError):
+    """415: the body is not one of the accepted content types."""
+
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
+
+
+def store_unavailable(exc: Exception) -> UpstreamUnavailable:
+    """The 503 for a database failure (logged here; the detail carries no database text)."""
+    log.error("event store failure: %s", exc.__class__.__name__, exc_info=exc)
+    return UpstreamUnavailable("the event store is unavailable", code="event_store_unavailable")
+
+
+# --- verification (pure) ------------------------------------------------------------------
+
+
+def check_content_type(content_type: str | None) -> None:
+    """Accept `application/webhook+json` and `application/json` (parameters such as
+    `charset` ignored); `UnsupportedMediaType` (415) otherwise."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type not in ACCEPTED_CONTENT_TYPES:
+        raise UnsupportedMediaType(
+            f"Content-Type must be one of {sorted(ACCEPTED_CONTENT_TYPES)}, got {media_type!r}"
+        )
+
+
+def verify_signature(body: bytes, authorization: str | None, keyring: dict[str, str]) -> str:
+    """Check that `authorization` (a JWT, optionally after `Bearer `) was issued by a key in
+    `keyring` (API key -> secret), is current, and carries `sha256` = base64(SHA-256(`body`)).
+
+    Returns the API key that signed it. Raises `Unauthorized` (401,
+    `webhook_signature_invalid`) for a missing header, a malformed or unsigned token, an
+    unknown issuer, a bad signature, an expired token, a missing or malformed `sha256`
+    claim, or a body that does not match it.
+    """
+    token = _strip_bearer(authorization)
+    issuer = _unverified_issuer(token)
+    secret = keyring.get(issuer)
+    if secret is None:
+        raise _invalid(f"the token's issuer {issuer[:64]!r} is not a configured API key")
+    try:
+        claims = api.TokenVerifier(issuer, secret).verify(token)
+    except jwt.ExpiredSignatureError:
+        raise _invalid("the token has expired") from None
+    except jwt.InvalidSignatureError:
+        raise _invalid("the token's signature does not match its issuer's secret") from None
+    except Exception as exc:  # any failure of the library is a refusal, never a 500
+        raise _invalid(f"the token is not acceptable ({exc.__class__.__name__})") from None
+    if not isinstance(claims.sha256, str) or not claims.sha256:
+        raise _invalid("the token has no sha256 claim")
+    try:
+        claimed = base64.b64decode(claims.sha256, validate=True)
+    except (binascii.Error, ValueError):
+        raise _invalid("the token's sha256 claim is not base64") from None
+    if not hmac.compare_digest(hashlib.sha256(body).digest(), claimed):
+        raise _invalid("the body does not match the token's sha256 claim")
+    return issuer
+
+
+def _invalid(detail: str) -> Unauthorized:
+    return Unauthorized(f"webhook refused: {detail}", code=SIGNATURE_INVALID)
+
+
+def _strip_bearer(authorization: str | None) -> str:
+    token = (authorization or "").strip()
+    scheme, _, rest = token.partition(" ")
+    if scheme.lower() == "bearer":
+        token = rest.strip()
+    if not token:
+        raise _invalid("no Authorization header")
+    return token
+
+
+def _unverified_issuer(token: str) -> str:
+    """The `iss` claim, read without verification only to pick the secret."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except Exception:
+        raise _invalid("the Authorization header is not a JWT") from None
+    issuer = claims.get("iss") if isinstance(claims, dict) else None
+    if not isinstance(issuer, str) or not issuer:
+        raise _invalid("the token has no issuer")
+    return issuer
+
+
+def parse_event(body: bytes) -> tuple[WebhookEvent, dict[str, Any]]:
+    """The body (UTF-8 JSON) as a LiveKit `WebhookEvent` (protojson; unknown fields ignored,
+    so newer LiveKit versions and unknown event types are accepted) and as the columns of
+    its `webhook_events` row (`body` is the text exactly as received).
+
+    Raises `BadRequest` (400, `webhook_malformed`) when the body is not a JSON object that
+    protobuf accepts as a `WebhookEvent`, or lacks a usable `id` or `event`.
+    """
+    try:
+        text = body.decode("utf-8")
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        event = json_format.ParseDict(data, WebhookEvent(), ignore_unknown_fields=True)
+    except Exception as exc:  # whatever JSON or protobuf refuse is the sender's error, a 400
+        raise BadRequest(
+            f"the body is not a LiveKit WebhookEvent: {str(exc)[:200]}", code="webhook_malformed"
+        ) from None
+    for name, value in (("id", event.id), ("event", event.event)):
+        if not value or len(value) > MAX_ID_LENGTH or not value.isprintable():
+            raise BadRequest(
+                f"the event has no usable {name!r} (1 to {MAX_ID_LENGTH} printable characters)",
+                code="webhook_malformed",
+            )
+    return event, {**_columns(event), "body": text}
+
+
+def _columns(event: WebhookEvent) -> dict[str, Any]:
+    received_at = dt.datetime.now(dt.UTC)
+    created_at = (
+        dt.datetime.fromtimestamp(event.created_at, dt.UTC)
+        if 0 < event.created_at < 253402300800  # before year 10000
+        else received_at
+    )
+    room_name = (
+        event.room.name or event.egress_info.room_name or event.ingress_info.room_name or None
+    )
+    return {
+        "id": event.id,
+        "event": event.event,
+        "room_name": room_name,
+        "participant_identity": event.participant.identity or None,
+        "egress_id": event.egress_info.egress_id or None,
+        "ingress_id": event.ingress_info.ingress_id or None,
+        "created_at": created_at,
+        "received_at": received_at,
+    }
+
+
+# --- ingestion ----------------------------------------------------------------------------
+
+
+async def receive_webhook(
+    store: Store,
+    keyring: dict[str, str],
+    body: bytes,
+    authorization: str | None,
+    content_type: str | None,
+) -> WebhookReceipt:
+    """Verify, parse and durably store one webhook; returns after the commit.
+
+    A repeated event `id` (also one being stored at the same moment by another replica)
+    stores nothing and answers `duplicate: true`. Raises 415 (content type), 401 (see
+    `verify_signature`), 400 (see `parse_event`), 503 (the store failed: LiveKit retries).
+    """
+    check_content_type(content_type)
+    key = verify_signature(body, authorization, keyring)
+    event, columns = parse_event(body)
+    try:
+        stored = await store.insert_event(columns)
+    except SQLAlchemyError as exc:
+        raise store_unavailable(exc) from None
+    log.info("webhook %s %s (key %s)%s", event.event, event.id, key, "" if stored else " dup")
+    return WebhookReceipt(id=event.id, event=event.event, duplicate=not stored)
+
+
+async def purge_expired_events(
+    store: Store, retention_days: int, *, now: dt.datetime | None = None
+) -> int:
+    """Delete events received more than `retention_days` days before `now`; returns how
+    many. `retention_days` 0 keeps events forever (deletes nothing)."""
+    if retention_days <= 0:
+        return 0
+    cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=retention_days)
+    return await store.delete_events_received_before(cutoff)
+
+
+async def run_retention(
+    store: Store, retention_days: int, interval_seconds: float = RETENTION_INTERVAL_SECONDS
+) -> None:
+    """Purge expired events now and then every `interval_seconds`, until cancelled.
+    A failed purge is logged and retried at the next interval."""
+    while True:
+        try:
+            deleted = await purge_expired_events(store, retention_days)
+            if deleted:
+                log.info("retention: deleted %d events older than %d days", deleted, retention_days)
+        except SQLAlchemyError as exc:
+            log.warning("retention: purge failed: %s", exc.__class__.__name__)
+        await asyncio.sleep(interval_seconds)
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def stored_event(row: Any) -> StoredEvent:
+    """A `webhook_events` row as the API shows it (payload re-read from the stored body)."""
+    event = json_format.Parse(row.body, WebhookEvent(), ignore_unknown_fields=True)
+    return StoredEvent(
+        id=row.id,
+        event=row.event,
+        room_name=row.room_name,
+        participant_identity=row.participant_identity,
+        egress_id=row.egress_id,
+        ingress_id=row.ingress_id,
+        created_at=row.created_at,
+        received_at=row.received_at,
+        payload=to_json(event),
+    )
+
+
+@dataclass(frozen=True)
+class PageToken:
+    """The opaque cursor of the event list: the store sequence of the last row returned."""
+
+    PREFIX: ClassVar[str] = "ev1:"
+    before_seq: int
+
+    def encode(self) -> str:
+        """URL-safe text for `next_page_token`."""
+        raw = f"{self.PREFIX}{self.before_seq}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> PageToken:
+        """Read a token made by `encode`; `BadRequest` (400, `invalid_page_token`) otherwise."""
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+            if not raw.startswith(cls.PREFIX):
+                raise ValueError(raw)
+            return cls(int(raw.removeprefix(cls.PREFIX)))
+        except ValueError:
+            raise BadRequest(
+                "page_token is not one this API issued", code="invalid_page_token"
+            ) from None
+
+
+async def list_events(store: Store, query: EventQuery) -> Page[StoredEvent]:
+    """Stored events matching `query`, newest first (by store order), one page at a time.
+
+    Raises 400 (`invalid_page_token`), 503 (store unavailable).
+    """
+    before = PageToken.decode(query.page_token).before_seq if query.page_token else None
+    try:
+        rows = await store.find_events(
+            filters=query.columns(),
+            since=query.since,
+            until=query.until,
+            before_seq=before,
+            limit=query.limit + 1,
+        )
+    except SQLAlchemyError as exc:
+        raise store_unavailable(exc) from None
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    token = PageToken(rows[-1].seq).encode() if more else None
+    return Page[StoredEvent](items=[stored_event(r) for r in rows], next_page_token=token)
+
+
+async def get_event(store: Store, event_id: str) -> StoredEvent:
+    """The stored event with LiveKit id `event_id`; `NotFound` (404, `event_not_found`)."""
+    try:
+        row = await store.get_event(event_id)
+    except SQLAlchemyError as exc:
+        raise store_unavailable(exc) from None
+    if row is None:
+        raise NotFound(f"no stored event has id {event_id!r}", code="event_not_found")
+    return stored_event(row)
+
+
+async def stream_start(store: Store, last_event_id: str | None) -> int:
+    """Where a follower starts: after `last_event_id` (an SSE `Last-Event-ID`; an id no
+    longer stored replays everything retained), else after the newest event stored now.
+    Returns a store sequence; retries while the database is unavailable."""
+    while True:
+        try:
+            if last_event_id:
+                row = await store.get_event(last_event_id)
+                return int(row.seq) if row is not None else 0
+            return await store.last_seq()
+        except SQLAlchemyError as exc:
+            log.warning("event stream: store query failed: %s", exc.__class__.__name__)
+            await asyncio.sleep(FOLLOW_POLL_SECONDS)
+
+
+async def follow_events(
+    store: Store,
+    filters: EventFilters,
+    after_seq: int,
+    *,
+    poll_seconds: float = FOLLOW_POLL_SECONDS,
+) -> AsyncIterator[StoredEvent]:
+    """Yield the events matching `filters` stored after `after_seq` (see `stream_start`), in
+    store order, forever (until the caller stops).
+
+    Events stored by any replica sharing the database are found by polling every
+    `poll_seconds`; this process's own inserts wake the follower at once. Because store
+    order is commit order (see `Store.insert_event`), following `seq` never skips an event.
+    A database failure is logged and retried, so the stream survives a database restart.
+    """
+    after = after_seq
+    columns = filters.columns()
+    while True:
+        changed = store.changed()
+        try:
+            rows = await store.find_events(
+                filters=columns, after_seq=after, newest_first=False, limit=FOLLOW_BATCH
+            )
+        except SQLAlchemyError as exc:
+            log.warning("event stream: store query failed: %s", exc.__class__.__name__)
+            rows = []
+        for row in rows:
+            after = row.seq
+            yield stored_event(row)
+        if len(rows) < FOLLOW_BATCH:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout=poll_seconds)
