@@ -80,6 +80,17 @@ def Scoped(scope: Scope) -> Any:  # noqa: N802 - reads as a type in signatures
     return Annotated[ServiceKey, Depends(_ScopeCheck(scope))]
 
 
+# One alias per scope: a route names the scope it needs in its signature.
+TokensIssueCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.TOKENS_ISSUE))]
+RoomsReadCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.ROOMS_READ))]
+RoomsWriteCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.ROOMS_WRITE))]
+EgressWriteCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.EGRESS_WRITE))]
+IngressWriteCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.INGRESS_WRITE))]
+SipWriteCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.SIP_WRITE))]
+DispatchWriteCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.DISPATCH_WRITE))]
+WebhooksReadCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.WEBHOOKS_READ))]
+
+
 async def get_token_caller(
     request: Request, settings: SettingsDep, bearer: BearerDep
 ) -> tuple[Caller, CallerRule]:

@@ -172,4 +172,5 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     phrase = HTTPStatus(exc.status_code).phrase
     code = phrase.lower().replace(" ", "_").replace("-", "_")
-    return _problem(request, exc.status_code, code, phrase, str(exc.detail), exc.headers)
+    headers = dict(exc.headers) if exc.headers else None
+    return _problem(request, exc.status_code, code, phrase, str(exc.detail), headers)
