@@ -6,25 +6,40 @@
 - `StoreDep`: the `Store` (database engine and sessions, see `app.store`) owned by the lifespan;
 - `CallerDep`: the service key of an `Authorization: Bearer` caller (401 otherwise);
 - `Scoped(scope)`: a `CallerDep` that also holds `scope` (403 naming it otherwise);
-- `TokenCallerDep`: who asks `/v1/token` for a token, rate-limited per caller.
+- `TokenCallerDep`: who asks `/v1/token` for a token, rate-limited per caller;
+- `IdempotencyDep`: runs a create route's operation once per `Idempotency-Key`.
 """
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request, Response
+from fastapi.encoders import jsonable_encoder
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from google.protobuf.message import Message as ProtoMessage
 from limits import parse as parse_rate
 from limits.aio.strategies import MovingWindowRateLimiter
+from pydantic import BaseModel
 
 from app.auth import EndUserVerifier, Scope, ServiceKey, find_service_key, require_scope
 from app.errors import RateLimited, Unauthorized
+from app.idempotency import HEADER as IDEMPOTENCY_HEADER
+from app.idempotency import (
+    REPLAYED_HEADER,
+    IdempotencyPolicy,
+    check_key,
+    request_fingerprint,
+    run_once,
+)
 from app.livekit import LiveKit
 from app.settings import Settings
 from app.store import Store
 from app.tokens import Caller, CallerRule, TokenPolicy, rule_for
+from schemas.bridge import to_json
 
 _bearer = HTTPBearer(auto_error=False, description="A service key, or on /v1/token an end-user JWT")
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
@@ -138,3 +153,91 @@ async def _enforce_rate_limit(request: Request, caller: Caller, rule: CallerRule
 
 
 TokenCallerDep = Annotated[tuple[Caller, CallerRule], Depends(get_token_caller)]
+
+
+class Idempotent:
+    """Runs a create route's operation under its `Idempotency-Key` (see `app.idempotency`).
+
+    A handler returns `await idempotent.run(lambda: some_service_call(...))`: the call's
+    result (a protobuf message, a pydantic model or JSON data) is rendered with the route's
+    `response_model` and `status_code`; with a key, a retry gets the stored response
+    (`Idempotent-Replayed: true`) instead of a second call, and the route answers 409 as
+    `app.idempotency.run_once` says. Without the header the call simply runs.
+    """
+
+    def __init__(
+        self, request: Request, store: Store, settings: Settings, caller: str, key: str | None
+    ) -> None:
+        self.request = request
+        self.store = store
+        self.settings = settings
+        self.caller = caller
+        self.key = key
+
+    async def run(self, operation: Callable[[], Awaitable[Any]]) -> Response:
+        """The route's response for `operation`, run at most once per key (see class doc)."""
+
+        async def produce() -> tuple[int, bytes]:
+            return self._status(), self._render(await operation())
+
+        if self.key is None:
+            status, body = await produce()
+            return Response(body, status_code=status, media_type="application/json")
+        body_bytes = await self.request.body()
+        target = self.request.url.path
+        if self.request.url.query:
+            target += f"?{self.request.url.query}"
+        stored = await run_once(
+            self.store,
+            IdempotencyPolicy.from_settings(self.settings),
+            caller=self.caller,
+            key=self.key,
+            fingerprint=request_fingerprint(self.request.method, target, body_bytes),
+            operation=produce,
+        )
+        headers = {REPLAYED_HEADER: "true"} if stored.replayed else None
+        return Response(
+            stored.body, status_code=stored.status, headers=headers, media_type="application/json"
+        )
+
+    def _status(self) -> int:
+        route = self.request.scope.get("route")
+        return int(getattr(route, "status_code", None) or 200)
+
+    def _render(self, result: Any) -> bytes:
+        """`result` as the route's `response_model` would send it, as JSON bytes."""
+        if isinstance(result, ProtoMessage):
+            result = to_json(result)
+        route = self.request.scope.get("route")
+        model = getattr(route, "response_model", None)
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            validated = result if isinstance(result, model) else model.model_validate(result)
+            return validated.model_dump_json(
+                by_alias=True,
+                exclude_unset=bool(getattr(route, "response_model_exclude_unset", False)),
+                exclude_none=bool(getattr(route, "response_model_exclude_none", False)),
+            ).encode()
+        return json.dumps(jsonable_encoder(result), ensure_ascii=False).encode()
+
+
+def get_idempotent(
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    caller: CallerDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=IDEMPOTENCY_HEADER,
+            description="Retry-safe create: the same key and body within 24 h return the "
+            "first response without creating again; another body with the key is 409.",
+        ),
+    ] = None,
+) -> Idempotent:
+    """The `Idempotent` runner for this request; 400 `invalid_idempotency_key` for a key
+    that is not 1 to 255 visible ASCII characters."""
+    key = check_key(idempotency_key) if idempotency_key is not None else None
+    return Idempotent(request, store, settings, caller.name, key)
+
+
+IdempotencyDep = Annotated[Idempotent, Depends(get_idempotent)]

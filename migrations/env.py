@@ -9,9 +9,9 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from app.store import Store, metadata
-
 # Modules declaring further tables on `metadata` are imported here for autogenerate.
+import app.idempotency  # noqa: F401 - declares `idempotency_keys`
+from app.store import Store, metadata
 
 
 def _run(connection: Connection) -> None:

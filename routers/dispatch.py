@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Response
 
 from app import dispatch
-from app.deps import DispatchWriteCaller, LiveKitDep, RoomsReadCaller
+from app.deps import DispatchWriteCaller, IdempotencyDep, LiveKitDep, RoomsReadCaller
 from schemas.bridge import to_json
 from schemas.common import Name
 from schemas.dispatch import AgentDispatch, AgentDispatchPage, CreateDispatchRequest
@@ -25,16 +25,19 @@ DispatchId = Annotated[str, Path(description="the dispatch's id, `AD_...`")]
     operation_id="create_dispatch",
     response_model=AgentDispatch,
     response_model_exclude_unset=True,
-    responses=problems(*LIVEKIT_PROBLEMS, 400, 409),
+    responses=problems(*LIVEKIT_PROBLEMS, 400, 409, 503),
 )
 async def create_dispatch(
     room: RoomName,
     body: CreateDispatchRequest,
     livekit: LiveKitDep,
     _: DispatchWriteCaller,
-) -> dict[str, Any]:
-    """Send the agent `agent_name` into `room` (created if absent); its job gets `metadata`."""
-    return to_json(await dispatch.create_dispatch(livekit, body.to_livekit(room)))
+    idempotent: IdempotencyDep,
+) -> Response:
+    """Send the agent `agent_name` into `room` (created if absent); its job gets `metadata`.
+    A retry with the same `Idempotency-Key` and body gets the first response, not a second
+    dispatch."""
+    return await idempotent.run(lambda: dispatch.create_dispatch(livekit, body.to_livekit(room)))
 
 
 @router.get(
