@@ -7,8 +7,9 @@ UV := UV_PYTHON_DOWNLOADS=never python3 -m uv run
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: ## install everything: Debian packages, LiveKit binaries, the locked Python env
+install: ## install everything: Debian packages, LiveKit binaries, the locked Python envs
 	@scripts/install-tools.sh
+	@scripts/install-agent-venv.sh
 
 run: install ## serve on 127.0.0.1:8000 (starts a local LiveKit dev server if LIVEKIT_URL is unset)
 	@mkdir -p data
