@@ -162,7 +162,7 @@ def error_for_twirp(
         return FeatureNotEnabled(detail)
     if twirp_code == "unavailable":
         return UpstreamUnavailable(detail)
-    if twirp_code in {"deadline_exceeded", "canceled"}:
+    if twirp_code == "deadline_exceeded":
         return UpstreamTimeout(detail)
     return UpstreamError(detail)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -29,12 +30,14 @@ from app.settings import Settings, get_settings
 from app.store import Store
 from app.webhooks import run_retention
 from routers import dispatch, health, rooms, tokens, webhooks
+from schemas.problems import Problem
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://docs.livekit-control-plane.dev/problems/"
 REQUEST_ID_HEADER = "X-Request-ID"
+_NOT_JSON = "the body is not valid JSON"
 
 
 @asynccontextmanager
@@ -92,7 +95,55 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     for module in (health, tokens, rooms, dispatch, webhooks):
         app.include_router(module.router)
+    _document_problems(app)
     return app
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Make /openapi.json show the error responses as the handlers below send them.
+
+    FastAPI files a `responses=` model under `application/json` and documents its own
+    `HTTPValidationError` for 422; the handlers answer `application/problem+json` with a
+    `Problem`. And any operation with a JSON body may answer 400 `malformed_json`.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        if "Problem" not in components:
+            problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(problem.pop("$defs", {}))
+            components["Problem"] = problem
+        problem_content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                responses = operation.setdefault("responses", {})
+                if "requestBody" in operation:
+                    responses.setdefault("400", {"description": HTTPStatus(400).phrase})
+                for status, response in responses.items():
+                    if status.startswith(("4", "5")) and _is_problem(response):
+                        response["content"] = dict(problem_content)
+        for unused in ("HTTPValidationError", "ValidationError"):
+            if f'"#/components/schemas/{unused}"' not in json.dumps(schema):
+                components.pop(unused, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _is_problem(response: dict[str, Any]) -> bool:
+    """A documented error response the problem handlers answer: one that names
+    `application/problem+json`, FastAPI's default 422, or one without content."""
+    content = response.get("content")
+    if not content:
+        return True
+    if PROBLEM_JSON in content:
+        return True
+    schema = content.get("application/json", {}).get("schema", {})
+    return bool(schema.get("$ref") == "#/components/schemas/HTTPValidationError")
 
 
 class RequestIdMiddleware:
@@ -160,7 +211,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
     if any(e["type"] == "json_invalid" for e in errors):
-        error = BadRequest("the body is not valid JSON", code="malformed_json")
+        error = BadRequest(_NOT_JSON, code="malformed_json")
         return problem_response(request, error)
     return problem_response(
         request, InvalidInput("the request is not valid", extra={"errors": errors})
@@ -170,6 +221,10 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     """Starlette's own errors (unknown route, wrong method ...) as problems too."""
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == HTTPStatus.BAD_REQUEST:
+        # FastAPI's own 400 for a JSON body it cannot even decode (e.g. not UTF-8): the same
+        # problem as any other body that is not JSON (`_validation_error`).
+        return problem_response(request, BadRequest(_NOT_JSON, code="malformed_json"))
     phrase = HTTPStatus(exc.status_code).phrase
     code = phrase.lower().replace(" ", "_").replace("-", "_")
     headers = dict(exc.headers) if exc.headers else None

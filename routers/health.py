@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from app.deps import LiveKitDep, StoreDep
 from app.errors import AppError
+from schemas.health import Readiness
 
 router = APIRouter(tags=["operations"])
 
@@ -17,7 +18,12 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", operation_id="readyz", responses={503: {"description": "a check failed"}})
+@router.get(
+    "/readyz",
+    operation_id="readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "a check failed"}},
+)
 async def readyz(livekit: LiveKitDep, store: StoreDep) -> JSONResponse:
     """LiveKit answers an authenticated call and the event store takes a write; `503` names
     the check that failed."""

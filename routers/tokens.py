@@ -28,6 +28,8 @@ NO_STORE = {"Cache-Control": "no-store"}
     status_code=201,
     operation_id="issue_participant_token",
     responses=problems(400, 401, 403, 422, 429),
+    # The bearer credential is optional here: the token policy may admit anonymous callers.
+    openapi_extra={"security": [{}]},
 )
 async def issue_participant_token(
     response: Response,

@@ -21,7 +21,7 @@ from asgi_lifespan import LifespanManager
 from app.devserver import LocalLiveKit
 from app.main import create_app
 from app.settings import Settings
-from tests.components import LiveService, LocalPostgres, LocalRedis
+from tests.components import LiveService, LocalPostgres, LocalRedis, LocalTestServer
 
 API_KEY = "APItestkey"
 API_SECRET = secrets.token_urlsafe(32)
@@ -63,6 +63,15 @@ def make_settings(livekit_url: str, tmp_dir: Path, **overrides: Any) -> Settings
 def redis_server() -> Iterator[LocalRedis]:
     """A real Redis for LiveKit (SIP, ingress and egress APIs need one)."""
     server = LocalRedis().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def test_server() -> Iterator[LocalTestServer]:
+    """LiveKit's SDK test server (programmable with the `X-Lk-Mock` header), accepting the
+    API calls this service signs with `API_KEY`/`API_SECRET`."""
+    server = LocalTestServer(API_SECRET).start()
     yield server
     server.stop()
 

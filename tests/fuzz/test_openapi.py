@@ -1,0 +1,170 @@
+"""Fuzz tier: schemathesis over the service's own /openapi.json.
+
+The app runs in-process (schemathesis' ASGI transport, lifespan included) against the real
+LiveKit dev server, called with the `admin` service key. For every operation, generated
+requests (valid and invalid) must never get a 5xx, and every response must be one the
+schema documents: its status code, content type, headers and body.
+
+The document is the one `create_app().openapi()` builds (what `/openapi.json` serves, which
+`test_served_document_is_the_fuzzed_one` checks); requests go to an app whose settings point
+at the `livekit_server` fixture.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import schemathesis
+from fastapi import FastAPI
+from hypothesis import HealthCheck, settings
+from schemathesis import Case, HookContext, Response
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import Failure
+from schemathesis.python.asgi import ASGIClient
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    ignored_auth,
+    missing_required_header,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+    unsupported_method,
+)
+from starlette.types import Receive, Scope, Send
+
+from app.devserver import LocalLiveKit
+from app.main import create_app
+from tests.conftest import KEYS, make_settings
+
+pytestmark = pytest.mark.integration
+
+#: What every response must satisfy: never a 5xx; a status, content type, headers and body
+#: the schema documents; auth enforced where the schema declares it; 405 for methods a path
+#: does not have. Left out: `negative_data_rejection` (pydantic coerces by design what a
+#: JSON Schema validator calls a type error: "5" for an integer, as LiveKit's protojson
+#: does for 64-bit integers, 0/1 for a boolean, a number for a date-time),
+#: `positive_data_acceptance` (a schema-valid body may break a rule JSON Schema cannot
+#: state, e.g. a `room_join` grant needs `video.room`), and the stateful checks.
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    ignored_auth,
+    missing_required_header,
+    unsupported_method,
+]
+
+
+class KnownFinding(UserWarning):
+    """A failure this tier found in a route it does not own, reported to its owner."""
+
+
+def unknown_node_id(case: Case, response: Response) -> bool:
+    """POST /v1/rooms with a `node_id` LiveKit does not know answers 502: LiveKit (with
+    Redis) says Twirp `unknown` "could not find object" (HTTP 500) for it."""
+    return (
+        case.operation.label == "POST /v1/rooms"
+        and isinstance(case.body, dict)
+        and bool(case.body.get("node_id"))
+        and response.status_code == 502
+        and "could not find object" in response.text
+    )
+
+
+#: Findings in routes this tier does not own, reported to their owners: exactly the
+#: response each describes is waived (with a `KnownFinding` warning in the summary); any
+#: other failure of the same operation still fails. Remove an entry once it is fixed.
+KNOWN_FINDINGS = [unknown_node_id]
+
+#: Examples per operation (positive and negative together); a few ms each, in-process
+#: against LiveKit on loopback. Each request is bounded by `request-timeout`; a per-example
+#: Hypothesis deadline would be a timed assertion on shared cores.
+MAX_EXAMPLES = 100
+
+CONFIG = schemathesis.Config.from_dict(
+    {
+        # The `admin` service key for the HTTPBearer scheme; schemathesis also drops it to
+        # check that routes refuse callers without one.
+        "auth": {"openapi": {"HTTPBearer": {"bearer": KEYS["admin"][0]}}},
+        # Bounded: the coverage phase enumerates every case a schema allows (tens of
+        # thousands for the webhook body); the fuzzing phase draws MAX_EXAMPLES.
+        "phases": {"coverage": {"enabled": False}},
+        "generation": {"max-examples": MAX_EXAMPLES},
+        "request-timeout": 30,
+        "operations": [
+            # An event stream never ends on its own: read its first frames, then cut it.
+            {
+                "include-path-regex": "/stream$",
+                "request-timeout": 0.5,
+                "generation": {"max-examples": 20},
+            },
+        ],
+    }
+)
+
+
+class AppUnderTest:
+    """The ASGI app schemathesis calls, fixed when tests are collected; it forwards to the
+    app `fuzz_app` builds once LiveKit's URL is known (lifespan messages included)."""
+
+    def __init__(self) -> None:
+        self.target: FastAPI | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self.target is not None, "the fuzz_app fixture has not run"
+        await self.target(scope, receive, send)
+
+
+#: The OpenAPI document; no component is needed to build it.
+DOCUMENT = create_app(make_settings("http://127.0.0.1:7880", Path(tempfile.gettempdir()))).openapi()
+APP = AppUnderTest()
+schema = schemathesis.openapi.from_dict(DOCUMENT, config=CONFIG)
+schema.app = APP
+
+
+@pytest.fixture(scope="module")
+def fuzz_app(
+    livekit_server: LocalLiveKit, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FastAPI]:
+    """The service against the real LiveKit dev server, with its own event store; every
+    generated request (and every probe a check sends) goes to it in-process.
+
+    Module-scoped: Hypothesis reuses it for every example; schemathesis starts its lifespan on
+    the first request of each operation's test and ends it after that test."""
+    APP.target = create_app(make_settings(livekit_server.url, tmp_path_factory.mktemp("fuzz")))
+    yield APP.target
+    APP.target = None
+
+
+def test_served_document_is_the_fuzzed_one(fuzz_app):
+    with ASGIClient(fuzz_app) as client:
+        response = client.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.json() == DOCUMENT
+
+
+@schema.hook
+def filter_failure(context: HookContext, failure: Failure, case: Case, response: Response) -> bool:
+    """Keep every failure but the exact responses of `KNOWN_FINDINGS`."""
+    for finding in KNOWN_FINDINGS:
+        if finding(case, response):
+            what = " ".join((finding.__doc__ or finding.__name__).split())
+            warnings.warn(f"{what} ({failure.title})", KnownFinding, stacklevel=1)
+            return False
+    return True
+
+
+@schema.parametrize()
+@settings(
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    derandomize=True,
+)
+def test_no_server_errors_and_responses_match_the_schema(case, fuzz_app):
+    case.call_and_validate(checks=CHECKS)
