@@ -156,15 +156,29 @@ def error_for_twirp(
     if twirp_code in _OUR_CREDENTIALS:
         log.critical("ALERT LiveKit refused our API credentials: %s %s", twirp_code, message)
         return UpstreamError("LiveKit refused this service's credentials", code="livekit_auth")
-    if twirp_code == "unimplemented" or (
-        twirp_code == "internal" and "redis required" in message.lower()
-    ):
+    if _not_enabled(twirp_code, message):
+        if twirp_code == "unknown":
+            detail += (
+                " (LiveKit Cloud and Private Cloud implement it; self-hosted LiveKit does not)"
+            )
         return FeatureNotEnabled(detail)
     if twirp_code == "unavailable":
         return UpstreamUnavailable(detail)
     if twirp_code == "deadline_exceeded":
         return UpstreamTimeout(detail)
     return UpstreamError(detail)
+
+
+def _not_enabled(twirp_code: str, message: str) -> bool:
+    """A feature this LiveKit deployment lacks: Twirp `unimplemented`; `internal` "... (redis
+    required)" (egress, ingress, SIP without Redis); or `unknown` "not implemented", which is
+    how a self-hosted server refuses Cloud-only calls (ForwardParticipant, MoveParticipant)."""
+    lowered = message.lower()
+    return (
+        twirp_code == "unimplemented"
+        or (twirp_code == "internal" and "redis required" in lowered)
+        or (twirp_code == "unknown" and lowered.endswith("not implemented"))
+    )
 
 
 def _sip_members(metadata: dict[str, str]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from livekit import api
 
-from app.errors import FeatureNotEnabled, NotFound, UpstreamError, UpstreamUnavailable
+from app.errors import NotFound, UpstreamUnavailable
 from app.livekit import LiveKit
 from schemas.bridge import to_proto
 from schemas.rooms import (
@@ -175,17 +175,14 @@ async def forward_participant(lk: LiveKit, room: str, identity: str, destination
     """ForwardParticipant: the participant and its tracks also appear in `destination_room`.
 
     LiveKit documents it as LiveKit Cloud / Private Cloud only; a self-hosted server answers
-    Twirp `unknown` "not implemented", which is 501 `feature_not_enabled` here. 404
+    Twirp `unknown` "not implemented", which is 501 `feature_not_enabled` (`app.errors`). 404
     `room_not_found` / `participant_not_found`; 422 when `destination_room` is `room`.
     """
     request = api.ForwardParticipantRequest(
         room=room, identity=identity, destination_room=destination_room
     )
     await get_participant(lk, room, identity)
-    await _cloud_only(
-        "ForwardParticipant",
-        _gone_means_404(lk, room, identity, lambda: lk.run(lk.room.forward_participant(request))),
-    )
+    await _gone_means_404(lk, room, identity, lambda: lk.run(lk.room.forward_participant(request)))
 
 
 async def move_participant(lk: LiveKit, room: str, identity: str, destination_room: str) -> None:
@@ -198,10 +195,7 @@ async def move_participant(lk: LiveKit, room: str, identity: str, destination_ro
         room=room, identity=identity, destination_room=destination_room
     )
     await get_participant(lk, room, identity)
-    await _cloud_only(
-        "MoveParticipant",
-        _gone_means_404(lk, room, identity, lambda: lk.run(lk.room.move_participant(request))),
-    )
+    await _gone_means_404(lk, room, identity, lambda: lk.run(lk.room.move_participant(request)))
 
 
 # Helpers
@@ -237,18 +231,4 @@ async def _gone_means_404(
             await get_room(lk, room)
         else:
             await get_participant(lk, room, identity)
-        raise
-
-
-async def _cloud_only(method: str, call: Awaitable[T]) -> T:
-    """`call`, with a self-hosted LiveKit's "not implemented" refusal as 501."""
-    try:
-        return await call
-    except UpstreamError as exc:
-        cause = exc.__cause__
-        if isinstance(cause, api.TwirpError) and cause.message.endswith("not implemented"):
-            raise FeatureNotEnabled(
-                f"this LiveKit server does not implement {method} "
-                "(LiveKit Cloud and Private Cloud do)"
-            ) from exc
         raise

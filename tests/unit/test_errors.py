@@ -160,6 +160,13 @@ def test_unimplemented_is_501_feature_not_enabled():
     assert (error.status, error.code) == (501, "feature_not_enabled")
 
 
+def test_self_hosted_not_implemented_is_501_feature_not_enabled():
+    # livekit-server refuses the Cloud-only ForwardParticipant / MoveParticipant this way
+    error = error_for_twirp("unknown", "not implemented")
+    assert (error.status, error.code) == (501, "feature_not_enabled")
+    assert error_for_twirp("unknown", "could not find object").status == 502
+
+
 def test_redis_required_only_counts_on_internal():
     error = error_for_twirp("unknown", "egress not connected (redis required)")
     assert (error.status, error.code) == ANYTHING_ELSE
