@@ -5,7 +5,8 @@
 - `LiveKitDep`: the `LiveKit` gateway owned by the lifespan;
 - `StoreDep`: the `Store` (database engine and sessions, see `app.store`) owned by the lifespan;
 - `CallerDep`: the service key of an `Authorization: Bearer` caller (401 otherwise);
-- `Scoped(scope)`: a `CallerDep` that also holds `scope` (403 naming it otherwise);
+- `RoomsReadCaller`, `RoomsWriteCaller` ... (one per scope): a `CallerDep` that also holds
+  that scope (403 naming it otherwise);
 - `TokenCallerDep`: who asks `/v1/token` for a token, rate-limited per caller;
 - `IdempotencyDep`: runs a create route's operation once per `Idempotency-Key`.
 """
@@ -88,11 +89,6 @@ class _ScopeCheck:
     def __call__(self, key: CallerDep) -> ServiceKey:
         require_scope(key, self.scope)
         return key
-
-
-def Scoped(scope: Scope) -> Any:  # noqa: N802 - reads as a type in signatures
-    """`Annotated[ServiceKey, ...]` for a caller that must hold `scope`."""
-    return Annotated[ServiceKey, Depends(_ScopeCheck(scope))]
 
 
 # One alias per scope: a route names the scope it needs in its signature.

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from app.auth import Scope, ServiceKey
-from app.deps import Scoped, SettingsDep, StoreDep
+from app.deps import SettingsDep, StoreDep, WebhooksReadCaller
 from app.errors import PayloadTooLarge
 from app.webhooks import (
     MAX_BODY_BYTES,
@@ -25,11 +24,6 @@ from schemas.problems import problems
 from schemas.webhooks import EventFilters, EventQuery, StoredEvent, WebhookReceipt
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
-
-if TYPE_CHECKING:
-    EventsReader = ServiceKey
-else:
-    EventsReader = Scoped(Scope.WEBHOOKS_READ)
 
 
 async def bounded_body(request: Request) -> bytes:
@@ -85,7 +79,7 @@ async def receive_livekit_webhook(
 async def list_webhook_events(
     store: StoreDep,
     query: Annotated[EventQuery, Query()],
-    _: EventsReader,
+    _: WebhooksReadCaller,
 ) -> Page[StoredEvent]:
     """Stored events, newest first, filtered; follow `next_page_token` for older ones."""
     return await list_events(store, query)
@@ -100,7 +94,7 @@ async def list_webhook_events(
 async def stream_webhook_events(
     store: StoreDep,
     filters: Annotated[EventFilters, Query()],
-    _: EventsReader,
+    _: WebhooksReadCaller,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     """New events as Server-Sent Events (`event: <type>`, `id: <event id>`, `data`: the
@@ -117,6 +111,6 @@ async def stream_webhook_events(
     operation_id="get_webhook_event",
     responses=problems(401, 403, 404, 503),
 )
-async def get_webhook_event(event_id: str, store: StoreDep, _: EventsReader) -> StoredEvent:
+async def get_webhook_event(event_id: str, store: StoreDep, _: WebhooksReadCaller) -> StoredEvent:
     """One stored event with its full LiveKit payload."""
     return await get_event(store, event_id)
