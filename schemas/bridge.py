@@ -5,7 +5,8 @@ field name, so OpenAPI shows LiveKit's real schema and every LiveKit doc maps 1:
 
 - field names are the proto names (snake_case); the lowerCamelCase JSON names that
   LiveKit's protojson uses are accepted too, on input;
-- enums are their protobuf value names (`"EGRESS_ACTIVE"`), 64-bit integers JSON numbers,
+- enums are their protobuf value names (`"EGRESS_ACTIVE"`; a number only for a value newer
+  than this SDK knows), 64-bit integers JSON numbers,
   `bytes` base64 strings, `google.protobuf.Duration`/`Timestamp` their protojson strings;
 - every field is optional (proto3), unknown fields are refused on input.
 
@@ -122,7 +123,8 @@ def _single(field: FieldDescriptor) -> Any:
     if field.type in _SCALARS:
         return _SCALARS[field.type]
     if field.enum_type is not None:
-        return _enum_for(field.enum_type)
+        # A value newer than this SDK's descriptors arrives as its number (protojson).
+        return _enum_for(field.enum_type) | int
     if field.message_type is not None:
         full_name = field.message_type.full_name
         if full_name in _WELL_KNOWN:
