@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +24,7 @@ from limits.storage import storage_from_string
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import metrics
 from app.auth import EndUserVerifier
 from app.errors import AppError, BadRequest, InvalidInput
 from app.livekit import LiveKit
@@ -147,7 +149,8 @@ def _is_problem(response: dict[str, Any]) -> bool:
 
 
 class RequestIdMiddleware:
-    """Gives every request an id (the caller's `X-Request-ID`, or a new UUID) and echoes it."""
+    """Gives every request an id (the caller's `X-Request-ID`, or a new UUID), echoes it,
+    and counts the request in the Prometheus metrics by route template."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -159,12 +162,16 @@ class RequestIdMiddleware:
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = given[:128] if given else str(uuid.uuid4())
         scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER.lower().encode(), request_id.encode("latin-1")))
                 message["headers"] = headers
+                route = getattr(scope.get("route"), "path", "unmatched")
+                seconds = time.perf_counter() - started
+                metrics.observe(scope["method"], route, message["status"], seconds)
             await send(message)
 
         await self.app(scope, receive, send_with_id)

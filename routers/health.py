@@ -1,10 +1,11 @@
-"""Liveness and readiness (contract: Operations)."""
+"""Liveness, readiness and metrics (contract: Operations)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
+from app import metrics
 from app.deps import LiveKitDep, StoreDep
 from app.errors import AppError
 from schemas.health import Readiness
@@ -36,3 +37,14 @@ async def readyz(livekit: LiveKitDep, store: StoreDep) -> JSONResponse:
     checks["event_store"] = await store.writable_check()
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+@router.get(
+    "/metrics",
+    operation_id="metrics",
+    response_class=Response,
+    responses={200: {"content": {metrics.CONTENT_TYPE: {"schema": {"type": "string"}}}}},
+)
+async def prometheus_metrics() -> Response:
+    """Prometheus text format: requests and latency by route template."""
+    return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)

@@ -211,3 +211,18 @@ async def test_end_user_jwks(app_client):
                 assert response.status_code == 201, response.text
                 assert response.json()["participant_identity"] == "rsa-user"
             assert route.call_count == 1  # the key set is cached
+
+
+async def test_metrics_count_requests_by_route_template(http):
+    await http.post("/v1/token", json={"room_name": "metrics-room"})
+    response = await http.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    lines = response.text.splitlines()
+    assert any(
+        line.startswith("control_plane_http_requests_total{")
+        and 'route="/v1/token"' in line
+        and 'status="201"' in line
+        for line in lines
+    )
+    assert "metrics-room" not in response.text  # names never become label values

@@ -1,0 +1,36 @@
+"""Prometheus metrics of the service (text format at `GET /metrics`).
+
+- `control_plane_http_requests_total{method, route, status}`: requests answered, by route
+  template (`/v1/rooms/{room}`), so names of rooms never become label values;
+- `control_plane_http_request_duration_seconds{method, route}`: time to the response start.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+REQUESTS = Counter(
+    "control_plane_http_requests_total",
+    "HTTP requests answered, by route template and status",
+    ["method", "route", "status"],
+)
+DURATION = Histogram(
+    "control_plane_http_request_duration_seconds",
+    "Seconds from request to response start, by route template",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+#: The `Content-Type` of `exposition()`.
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+def observe(method: str, route: str, status: int, seconds: float) -> None:
+    """Count one answered request; `route` is the template, or `unmatched`."""
+    REQUESTS.labels(method, route, str(status)).inc()
+    DURATION.labels(method, route).observe(seconds)
+
+
+def exposition() -> bytes:
+    """Every metric of this process in Prometheus' text format (version 0.0.4)."""
+    return generate_latest()
