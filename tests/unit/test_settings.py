@@ -32,12 +32,12 @@ def production(**extra: str) -> dict[str, str]:
 
 
 def test_production_with_placeholder_secret_refuses_to_start(monkeypatch):
-    with pytest.raises(ValidationError, match="LIVEKIT_API_SECRET is a placeholder"):
+    with pytest.raises(ValidationError, match=r"LIVEKIT_API_SECRET is a placeholder"):
         make(monkeypatch, **production(LIVEKIT_API_SECRET="secret"))
 
 
 def test_production_with_short_secret_names_the_setting(monkeypatch):
-    with pytest.raises(ValidationError, match="LIVEKIT_API_SECRET .*shorter than 32"):
+    with pytest.raises(ValidationError, match=r"LIVEKIT_API_SECRET .*shorter than 32"):
         make(monkeypatch, **production(LIVEKIT_API_SECRET="x" * 31))
 
 
@@ -50,7 +50,7 @@ def test_production_refuses_weak_webhook_and_service_keys(monkeypatch):
 
 
 def test_production_refuses_anonymous_token_callers(monkeypatch):
-    with pytest.raises(ValidationError, match="TOKEN_POLICY.anonymous"):
+    with pytest.raises(ValidationError, match=r"TOKEN_POLICY\.anonymous"):
         make(monkeypatch, **production(TOKEN_POLICY='{"anonymous": {}}'))
 
 
