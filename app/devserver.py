@@ -44,9 +44,21 @@ def find_binary(name: str, env_var: str) -> str:
 class ManagedProcess:
     """A child process with its output in a log file, started and stopped by its owner."""
 
-    def __init__(self, name: str, args: list[str], workdir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        workdir: Path,
+        *,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        """`args` run with `env` (default: this process's) in `cwd`; output goes to
+        `<workdir>/<name>.log`."""
         self.name = name
         self.args = args
+        self.env = env
+        self.cwd = cwd
         self.log_path = workdir / f"{name}.log"
         self._log: IO[bytes] | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -55,7 +67,12 @@ class ManagedProcess:
         """Start the process and wait until `ready()` is true; RuntimeError otherwise."""
         self._log = self.log_path.open("wb")
         self._process = subprocess.Popen(  # noqa: S603 - our own binaries, fixed arguments
-            self.args, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            self.args,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=self.cwd,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

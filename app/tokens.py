@@ -168,12 +168,12 @@ def mint_participant_token(
         raise Forbidden(f"room {room!r} is not allowed for this caller", code="room_not_allowed")
     token = api.AccessToken(api_key, api_secret).with_identity(identity)
     token.with_ttl(dt.timedelta(seconds=rule.ttl_seconds)).with_grants(_join_grants(room, rule))
-    if request.participant_name:
-        token.with_name(request.participant_name)
-    if request.participant_metadata:
-        token.with_metadata(request.participant_metadata)
-    if request.participant_attributes:
-        token.with_attributes(request.participant_attributes)
+    _with_participant(
+        token,
+        request.participant_name,
+        request.participant_metadata,
+        request.participant_attributes,
+    )
     room_config = _room_config(request, room, rule)
     if room_config is not None:
         token.with_room_config(room_config)
@@ -203,12 +203,7 @@ def mint_token(
         token.with_grants(api.VideoGrants(**video.model_dump(exclude_unset=True)))
     if request.sip:
         token.with_sip_grants(api.SIPGrants(**request.sip.model_dump(exclude_unset=True)))
-    if request.name:
-        token.with_name(request.name)
-    if request.metadata:
-        token.with_metadata(request.metadata)
-    if request.attributes:
-        token.with_attributes(request.attributes)
+    _with_participant(token, request.name, request.metadata, request.attributes)
     if request.kind:
         token.with_kind(request.kind)
     if request.room_preset:
@@ -243,6 +238,21 @@ def introspect(token: str, keyring: dict[str, str]) -> TokenIntrospection:
     except (jwt.PyJWTError, ValueError):
         return TokenIntrospection(valid=False, reason="invalid_claims")
     return TokenIntrospection.from_claims(unverified)
+
+
+def _with_participant(
+    token: api.AccessToken,
+    name: str | None,
+    metadata: str | None,
+    attributes: dict[str, str] | None,
+) -> None:
+    """Set the participant's name, metadata and attributes claims, those that are given."""
+    if name:
+        token.with_name(name)
+    if metadata:
+        token.with_metadata(metadata)
+    if attributes:
+        token.with_attributes(attributes)
 
 
 def _refuse_disallowed_fields(

@@ -8,19 +8,22 @@ In CI (`CI=true`) a missing component is an error, never a skip.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import uvicorn
 
-from app.devserver import ManagedProcess, find_binary, free_port, http_ok
+from app.devserver import PROJECT_ROOT, ManagedProcess, find_binary, free_port, http_ok
 from app.main import create_app
 from app.settings import Settings
 
@@ -211,15 +214,10 @@ class ServiceProcess:
     working directory is a temp dir, so no `.env` file is read. `url` is its base URL."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        import os
-
-        from app.devserver import PROJECT_ROOT
-
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.workdir = Path(tempfile.mkdtemp(prefix="service-"))
-        self.log_path = self.workdir / "service.log"
-        self.env = {
+        workdir = Path(tempfile.mkdtemp(prefix="service-"))
+        env = {
             **os.environ,
             **env,
             "HOST": "127.0.0.1",
@@ -227,39 +225,33 @@ class ServiceProcess:
             "PYTHONPATH": str(PROJECT_ROOT),
             "LOG_LEVEL": "warning",
         }
-        self._process: subprocess.Popen[bytes] | None = None
+        args = [sys.executable, "-m", "app"]
+        self.process = ManagedProcess("service", args, workdir, env=env, cwd=workdir)
 
     def start(self) -> ServiceProcess:
         """Spawn the process and wait until it answers /healthz (its lifespan is done)."""
-        with self.log_path.open("wb") as log:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "app"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                cwd=self.workdir,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + 30
-        probe = http_ok(f"{self.url}/healthz")
-        while not probe():
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the service did not start: {self.log_tail()}")
-            time.sleep(0.1)
+        self.process.start(http_ok(f"{self.url}/healthz"))
         return self
 
     def stop(self) -> None:
-        if self._process and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        self.process.stop()
 
     def log_tail(self) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-30:])
+        return self.process.log_tail()
+
+
+@contextlib.contextmanager
+def replica_pair(env: dict[str, str]) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
+    """Two service processes with the same `env` (e.g. one PostgreSQL `DATABASE_URL`),
+    started side by side and stopped afterwards."""
+    pair = (ServiceProcess(env), ServiceProcess(env))
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(ServiceProcess.start, pair))
+        yield pair
+    finally:
+        for process in pair:
+            process.stop()
 
 
 def signed_webhook(

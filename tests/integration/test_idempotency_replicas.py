@@ -9,13 +9,12 @@ import json
 import secrets
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
 from tests.agents.harness import unique
-from tests.components import ServiceProcess
+from tests.components import ServiceProcess, replica_pair
 from tests.conftest import API_KEY, API_SECRET, auth, service_keys
 
 pytestmark = pytest.mark.integration
@@ -32,14 +31,8 @@ def replicas(livekit_server, postgres_server) -> Iterator[tuple[ServiceProcess, 
         "SERVICE_KEYS": json.dumps(service_keys()),
         "DATABASE_URL": postgres_server.create_database(f"idem_{secrets.token_hex(4)}"),
     }
-    pair = (ServiceProcess(env), ServiceProcess(env))
-    try:
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(ServiceProcess.start, pair))
+    with replica_pair(env) as pair:
         yield pair
-    finally:
-        for process in pair:
-            process.stop()
 
 
 async def test_one_key_dispatches_once_across_replicas(replicas):

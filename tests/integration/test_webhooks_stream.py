@@ -8,7 +8,6 @@ import asyncio
 import json
 import secrets
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,6 +19,7 @@ from tests.components import (
     LiveService,
     LocalPostgres,
     ServiceProcess,
+    replica_pair,
     signed_webhook,
     sse_events,
     webhook_body,
@@ -49,14 +49,8 @@ def replicas(
         "SERVICE_KEYS": json.dumps(service_keys()),
         "DATABASE_URL": database_url,
     }
-    pair = (ServiceProcess(env), ServiceProcess(env))
-    try:
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(ServiceProcess.start, pair))
+    with replica_pair(env) as pair:
         yield pair
-    finally:
-        for process in pair:
-            process.stop()
 
 
 @pytest.fixture(scope="module")
