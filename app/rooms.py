@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from livekit import api
 
-from app.errors import NotFound, UpstreamUnavailable
+from app.errors import InvalidInput, NotFound, UpstreamError, UpstreamUnavailable
 from app.livekit import LiveKit
 from schemas.bridge import to_proto
 from schemas.rooms import (
@@ -59,9 +59,19 @@ async def create_room(lk: LiveKit, body: CreateRoomRequest) -> api.Room:
     whose dispatches LiveKit creates with the room). Returns the `Room`.
 
     LiveKit's CreateRoom also answers for a room that already exists: it returns that room
-    unchanged. An unknown `room_preset` is 422 (LiveKit `invalid_argument`).
+    unchanged. An unknown `room_preset` is 422 (LiveKit `invalid_argument`), and so is a
+    `node_id` LiveKit does not know (it answers Twirp `unknown` "could not find object").
     """
-    return await lk.run(lk.room.create_room(to_proto(body, api.CreateRoomRequest)))
+    request = to_proto(body, api.CreateRoomRequest)
+    try:
+        return await lk.run(lk.room.create_room(request))
+    except UpstreamError as exc:
+        if request.node_id and exc.code == UpstreamError.code:
+            raise InvalidInput(
+                f"node_id {request.node_id!r} names no LiveKit node ({exc.detail})",
+                code="node_not_found",
+            ) from exc
+        raise
 
 
 async def list_rooms(lk: LiveKit, names: list[str] | None = None) -> list[api.Room]:

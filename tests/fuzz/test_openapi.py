@@ -13,7 +13,6 @@ at the `livekit_server` fixture.
 from __future__ import annotations
 
 import tempfile
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,9 +20,7 @@ import pytest
 import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
-from schemathesis import Case, HookContext, Response
 from schemathesis.checks import not_a_server_error
-from schemathesis.core.failures import Failure
 from schemathesis.python.asgi import ASGIClient
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -59,28 +56,6 @@ CHECKS = [
     missing_required_header,
     unsupported_method,
 ]
-
-
-class KnownFinding(UserWarning):
-    """A failure this tier found in a route it does not own, reported to its owner."""
-
-
-def unknown_node_id(case: Case, response: Response) -> bool:
-    """POST /v1/rooms with a `node_id` LiveKit does not know answers 502: LiveKit (with
-    Redis) says Twirp `unknown` "could not find object" (HTTP 500) for it."""
-    return (
-        case.operation.label == "POST /v1/rooms"
-        and isinstance(case.body, dict)
-        and bool(case.body.get("node_id"))
-        and response.status_code == 502
-        and "could not find object" in response.text
-    )
-
-
-#: Findings in routes this tier does not own, reported to their owners: exactly the
-#: response each describes is waived (with a `KnownFinding` warning in the summary); any
-#: other failure of the same operation still fails. Remove an entry once it is fixed.
-KNOWN_FINDINGS = [unknown_node_id]
 
 #: Examples per operation (positive and negative together); a few ms each, in-process
 #: against LiveKit on loopback. Each request is bounded by `request-timeout`; a per-example
@@ -147,17 +122,6 @@ def test_served_document_is_the_fuzzed_one(fuzz_app):
         response = client.get("/openapi.json")
     assert response.status_code == 200
     assert response.json() == DOCUMENT
-
-
-@schema.hook
-def filter_failure(context: HookContext, failure: Failure, case: Case, response: Response) -> bool:
-    """Keep every failure but the exact responses of `KNOWN_FINDINGS`."""
-    for finding in KNOWN_FINDINGS:
-        if finding(case, response):
-            what = " ".join((finding.__doc__ or finding.__name__).split())
-            warnings.warn(f"{what} ({failure.title})", KnownFinding, stacklevel=1)
-            return False
-    return True
 
 
 @schema.parametrize()

@@ -58,11 +58,12 @@ async def participants(
         yield rooms
 
 
-def assert_problem(response, status: int, code: str) -> None:
+def assert_problem(response, status: int, code: str) -> dict:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     body = response.json()
     assert (body["status"], body["code"]) == (status, code), body
+    return body
 
 
 # Rooms
@@ -146,6 +147,12 @@ async def test_create_room_refusals(client):
         "/v1/rooms", json={"name": unique("preset"), "room_preset": "nope"}, headers=ADMIN
     )
     assert_problem(response, 422, "invalid_argument")
+    # a node LiveKit does not know: LiveKit's `unknown` "could not find object"
+    response = await client.post(
+        "/v1/rooms", json={"name": unique("node"), "node_id": "ND_nowhere"}, headers=ADMIN
+    )
+    problem = assert_problem(response, 422, "node_not_found")
+    assert "ND_nowhere" in problem["detail"]
 
 
 async def test_list_and_get_see_rooms_and_their_participants(client):
