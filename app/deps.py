@@ -1,5 +1,6 @@
 """FastAPI dependencies as `Annotated` aliases; tests replace them with
-`app.dependency_overrides[...]`.
+`app.dependency_overrides[...]`. All are `async def` (none blocks), so FastAPI calls them
+on the event loop instead of handing each to a worker thread.
 
 - `SettingsDep`: the app's `Settings`;
 - `LiveKitDep`: the `LiveKit` gateway owned by the lifespan;
@@ -46,19 +47,19 @@ _bearer = HTTPBearer(auto_error=False, description="A service key, or on /v1/tok
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings `create_app` was given."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_livekit(request: Request) -> LiveKit:
+async def get_livekit(request: Request) -> LiveKit:
     """The gateway the lifespan opened."""
     livekit: LiveKit = request.app.state.livekit
     return livekit
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     """The store the lifespan opened and migrated."""
     store: Store = request.app.state.store
     return store
@@ -69,7 +70,7 @@ LiveKitDep = Annotated[LiveKit, Depends(get_livekit)]
 StoreDep = Annotated[Store, Depends(get_store)]
 
 
-def get_caller(settings: SettingsDep, bearer: BearerDep) -> ServiceKey:
+async def get_caller(settings: SettingsDep, bearer: BearerDep) -> ServiceKey:
     """The configured service key the caller presented; `Unauthorized` (401) otherwise."""
     if bearer is None:
         raise Unauthorized("a service key is required: Authorization: Bearer <key>")
@@ -86,7 +87,7 @@ class _ScopeCheck:
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
 
-    def __call__(self, key: CallerDep) -> ServiceKey:
+    async def __call__(self, key: CallerDep) -> ServiceKey:
         require_scope(key, self.scope)
         return key
 
@@ -216,7 +217,7 @@ class Idempotent:
         return json.dumps(jsonable_encoder(result), ensure_ascii=False).encode()
 
 
-def get_idempotent(
+async def get_idempotent(
     request: Request,
     store: StoreDep,
     settings: SettingsDep,
