@@ -7,12 +7,13 @@ the service is pointed at it, so one command gives a working stack.
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 
 import uvicorn
 
 from app.devserver import LocalLiveKit, running
-from app.settings import DEV_API_KEY, DEV_API_SECRET, Settings
+from app.settings import DEV_API_KEY, Settings
 
 
 def main() -> None:
@@ -23,11 +24,14 @@ def main() -> None:
         return
     if not settings.is_development:
         sys.exit("LIVEKIT_URL must be set when APP_ENV=production")
+    # The embedded server is ours alone: a fresh 32-byte secret per run, not LiveKit's
+    # public 6-byte dev secret, unless the operator set a pair.
     key = settings.livekit_api_key or DEV_API_KEY
-    secret = settings.livekit_api_secret or DEV_API_SECRET
+    secret = settings.livekit_api_secret or secrets.token_urlsafe(32)
     with running(LocalLiveKit(api_key=key, api_secret=secret)) as livekit:
-        os.environ["LIVEKIT_URL"] = livekit.url
-        print(f"LiveKit dev server  {livekit.url}  (key {key!r}, log {livekit.process.log_path})")
+        os.environ.update(LIVEKIT_URL=livekit.url, LIVEKIT_API_KEY=key, LIVEKIT_API_SECRET=secret)
+        print(f"LiveKit dev server  {livekit.url}  (log {livekit.process.log_path})")
+        print(f"                    LIVEKIT_API_KEY={key} LIVEKIT_API_SECRET={secret}")
         _serve(Settings())
 
 
