@@ -86,6 +86,7 @@ async def issue_token(
 @router.post(
     "/tokens/introspect",
     operation_id="introspect_token",
+    response_model_exclude_unset=True,
     responses=problems(400, 401, 403, 422),
 )
 async def introspect_token(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from google.protobuf import json_format
 from livekit.protocol.room import RoomConfiguration
@@ -13,6 +13,7 @@ from schemas.bridge import model_for, to_json
 from schemas.common import Attributes, Metadata, Name, RequestModel
 
 RoomConfig = model_for(RoomConfiguration)
+G = TypeVar("G", bound=BaseModel)
 
 
 class ParticipantTokenRequest(RequestModel):
@@ -98,7 +99,9 @@ class IntrospectRequest(RequestModel):
 
 
 class TokenIntrospection(BaseModel):
-    """What a token says, when valid; otherwise `valid: false` and a `reason`."""
+    """What a token says, when valid; otherwise only `valid: false` and a `reason`
+    (`malformed`, `unknown_key`, `bad_signature`, `expired`, `not_yet_valid`,
+    `invalid_claims`). Grants hold the claims the token carries, nothing else."""
 
     valid: bool
     reason: str | None = None
@@ -108,9 +111,9 @@ class TokenIntrospection(BaseModel):
     issuer: str | None = None
     not_before: dt.datetime | None = None
     expires_at: dt.datetime | None = None
-    video: dict[str, Any] | None = None
-    sip: dict[str, Any] | None = None
-    room_config: dict[str, Any] | None = None
+    video: VideoGrant | None = None
+    sip: SIPGrant | None = None
+    room_config: RoomConfig | None = None  # type: ignore[valid-type]
     metadata: str | None = None
     attributes: dict[str, str] | None = None
 
@@ -129,18 +132,21 @@ class TokenIntrospection(BaseModel):
             issuer=claims.get("iss"),
             not_before=timestamp("nbf"),
             expires_at=timestamp("exp"),
-            video=_snake_keys(claims.get("video")),
-            sip=_snake_keys(claims.get("sip")),
+            video=_grant(VideoGrant, claims.get("video")),
+            sip=_grant(SIPGrant, claims.get("sip")),
             room_config=_room_config(claims.get("roomConfig")),
             metadata=claims.get("metadata", ""),
             attributes=claims.get("attributes", {}),
         )
 
 
-def _snake_keys(grant: dict[str, Any] | None) -> dict[str, Any] | None:
-    if grant is None:
+def _grant(model: type[G], claim: dict[str, Any] | None) -> G | None:
+    """A camelCase grant claim as `model`, keeping only the fields the token set (claims
+    this version does not know are left out)."""
+    if claim is None:
         return None
-    return {"".join(f"_{c.lower()}" if c.isupper() else c for c in k): v for k, v in grant.items()}
+    snake = {"".join(f"_{c.lower()}" if c.isupper() else c for c in k): v for k, v in claim.items()}
+    return model.model_validate({k: v for k, v in snake.items() if k in model.model_fields})
 
 
 def _room_config(claim: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -132,12 +132,20 @@ async def test_introspect_round_trip(http):
         "room": "r", "room_join": True, "room_admin": True,
         "can_publish": True, "can_subscribe": True, "can_publish_data": True,
     }  # fmt: skip
+    assert body["sip"] is None and body["room_config"] is None
+
+    minted = await http.post("/v1/token", json={"roomConfig": {"agents": [{"agentName": "a1"}]}})
+    token = minted.json()["participant_token"]
+    response = await http.post(
+        "/v1/tokens/introspect", json={"token": token}, headers=auth("issuer")
+    )
+    assert response.json()["room_config"] == {"agents": [{"agent_name": "a1"}]}
+
     forged = jwt.encode({"iss": API_KEY, "sub": "svc", "exp": 9999999999}, "wrong" * 8)
     response = await http.post(
         "/v1/tokens/introspect", json={"token": forged}, headers=auth("issuer")
     )
     assert response.json() == {
-        **dict.fromkeys(body, None),
         "valid": False,
         "reason": "bad_signature",
     }
