@@ -1,7 +1,8 @@
 """`python -m app`: serve the control plane with uvicorn.
 
-In development with no LIVEKIT_URL, a local `livekit-server --dev` is started first and
-the service is pointed at it, so one command gives a working stack.
+In development with no LIVEKIT_URL, a local `livekit-server --dev` is started first, the
+service is pointed at it and it sends its webhooks to the service, so one command gives a
+working stack.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ def main() -> None:
     # public 6-byte dev secret, unless the operator set a pair.
     key = settings.livekit_api_key or DEV_API_KEY
     secret = settings.livekit_api_secret or secrets.token_urlsafe(32)
-    with running(LocalLiveKit(api_key=key, api_secret=secret)) as livekit:
+    webhook_url = f"http://{settings.host}:{settings.port}/v1/webhooks/livekit"
+    local = LocalLiveKit(api_key=key, api_secret=secret, webhook_urls=[webhook_url])
+    with running(local) as livekit:
         os.environ.update(LIVEKIT_URL=livekit.url, LIVEKIT_API_KEY=key, LIVEKIT_API_SECRET=secret)
         print(f"LiveKit dev server  {livekit.url}  (log {livekit.process.log_path})")
         print(f"                    LIVEKIT_API_KEY={key} LIVEKIT_API_SECRET={secret}")
