@@ -320,9 +320,16 @@ def _room_allowed(room: str, identity: str, patterns: list[str]) -> bool:
 
 
 def _default_room(rule: CallerRule, identity: str) -> str:
-    """A room when the body names none: the first pattern if it names one room, else random."""
-    first = rule.rooms[0].replace("{identity}", identity) if rule.rooms else ""
-    return first if first and not glob.has_magic(first) else _random_name("room")
+    """A room the rule allows, for a body that names none: the first pattern made concrete
+    (each `*` a random hex string, each `?` an `x`, then `{identity}` filled in); `*` alone
+    gives `room-<random>`. Patterns with `[...]` classes are passed over."""
+    for pattern in rule.rooms:
+        if pattern == "*":
+            break
+        if "[" not in pattern:
+            concrete = pattern.replace("*", secrets.token_hex(4)).replace("?", "x")
+            return concrete.replace("{identity}", identity)
+    return _random_name("room")
 
 
 def _random_name(prefix: str) -> str:

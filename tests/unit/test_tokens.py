@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import jwt
 import pytest
@@ -158,6 +159,15 @@ def test_room_pattern_with_identity():
     # glob characters in an identity are literal, not patterns
     with pytest.raises(Forbidden):
         mint({"participant_identity": "*", "room_name": "support-bob"}, rule)
+
+
+def test_without_a_room_name_the_room_is_one_the_policy_allows():
+    rule = CallerRule(rooms=["lobby-*-?", "support-{identity}"])
+    room = claims_of(mint({"participant_identity": "ann"}, rule).token)["video"]["room"]
+    assert re.fullmatch(r"lobby-[0-9a-f]{8}-x", room)
+    # an identity's glob characters stay literal in the room made for it
+    rule = CallerRule(rooms=["[ab]-*", "{identity}-room"])
+    assert claims_of(mint({"participant_identity": "a*"}, rule).token)["video"]["room"] == "a*-room"
 
 
 def test_end_user_identity_is_their_sub_and_cannot_be_overridden():
