@@ -32,17 +32,15 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import SQLAlchemyError
 
 from app.errors import BadRequest, Conflict, UpstreamUnavailable
 from app.settings import Settings
-from app.store import Store, UTCDateTime, metadata
+from app.store import Store, UTCDateTime, database_errors, metadata
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +196,7 @@ async def run_once(
 async def purge_expired(store: Store) -> int:
     """Delete every expired key; returns how many. Raises `UpstreamUnavailable` (503)."""
     statement = sa.delete(idempotency_keys).where(idempotency_keys.c.expires_at <= _now())
-    with _database_errors():
+    with database_errors():
         async with store.sessions.begin() as session:
             result = await session.execute(statement)
     return int(getattr(result, "rowcount", 0) or 0)
@@ -254,7 +252,7 @@ class _Keys:
             )
             .returning(idempotency_keys.c.claim_id)
         )
-        with _database_errors():
+        with database_errors():
             async with self.store.sessions.begin() as session:
                 await session.execute(expired)
                 won = (await session.execute(insert)).scalar_one_or_none()
@@ -262,7 +260,7 @@ class _Keys:
 
     async def read(self) -> Any:
         """The row (attributes named as the columns), or None."""
-        with _database_errors():
+        with database_errors():
             async with self.store.sessions() as session:
                 return (
                     await session.execute(sa.select(idempotency_keys).where(self.this_row))
@@ -306,21 +304,10 @@ class _Keys:
             log.error("could not release an idempotency key of %s", self.caller)
 
     async def _changed(self, statement: sa.Executable) -> bool:
-        with _database_errors():
+        with database_errors():
             async with self.store.sessions.begin() as session:
                 result = await session.execute(statement)
         return bool(getattr(result, "rowcount", 0))
-
-
-@contextmanager
-def _database_errors() -> Iterator[None]:
-    try:
-        yield
-    except SQLAlchemyError as exc:
-        raise UpstreamUnavailable(
-            f"the idempotency key store failed: {exc.__class__.__name__}",
-            code="event_store_unavailable",
-        ) from exc
 
 
 def _now() -> dt.datetime:

@@ -24,8 +24,10 @@ Adding a table (e.g. idempotency keys)
        SQLite and PostgreSQL, so concurrent writers across replicas never need a read first.
 
 Errors
-    Database failures surface as `sqlalchemy.exc.SQLAlchemyError`; callers turn them into
-    `app.errors.UpstreamUnavailable` (503, code `event_store_unavailable`).
+    Database failures surface as `sqlalchemy.exc.SQLAlchemyError`; a request turns them
+    into `app.errors.UpstreamUnavailable` (503, code `event_store_unavailable`) by running
+    its queries inside `with database_errors():`. Background loops catch
+    `SQLAlchemyError` themselves and retry.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +51,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from app.errors import UpstreamUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +273,20 @@ class Store:
     def _notify(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
+
+
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """Run database work for a request: a `SQLAlchemyError` becomes `UpstreamUnavailable`
+    (503, `event_store_unavailable`; LiveKit retries a webhook then). The error is logged;
+    the detail carries no database text."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        log.error("event store failure: %s", exc.__class__.__name__, exc_info=exc)
+        raise UpstreamUnavailable(
+            "the event store is unavailable", code="event_store_unavailable"
+        ) from exc
 
 
 def _create_sqlite_directory(url: URL) -> None:

@@ -32,8 +32,8 @@ from livekit import api
 from livekit.protocol.webhook import WebhookEvent
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.errors import AppError, BadRequest, NotFound, Unauthorized, UpstreamUnavailable
-from app.store import Store
+from app.errors import AppError, BadRequest, NotFound, Unauthorized
+from app.store import Store, database_errors
 from schemas.bridge import to_json
 from schemas.common import Page
 from schemas.webhooks import EventFilters, EventQuery, StoredEvent, WebhookReceipt
@@ -62,12 +62,6 @@ class UnsupportedMediaType(AppError):
     """415: the body is not one of the accepted content types."""
 
     status, code, title = 415, "unsupported_media_type", "Unsupported media type"
-
-
-def store_unavailable(exc: Exception) -> UpstreamUnavailable:
-    """The 503 for a database failure (logged here; the detail carries no database text)."""
-    log.error("event store failure: %s", exc.__class__.__name__, exc_info=exc)
-    return UpstreamUnavailable("the event store is unavailable", code="event_store_unavailable")
 
 
 # --- verification (pure) ------------------------------------------------------------------
@@ -210,10 +204,8 @@ async def receive_webhook(
     check_content_type(content_type)
     key = verify_signature(body, authorization, keyring)
     event, columns = parse_event(body)
-    try:
+    with database_errors():
         stored = await store.insert_event(columns)
-    except SQLAlchemyError as exc:
-        raise store_unavailable(exc) from None
     log.info("webhook %s %s (key %s)%s", event.event, event.id, key, "" if stored else " dup")
     return WebhookReceipt(id=event.id, event=event.event, duplicate=not stored)
 
@@ -295,7 +287,7 @@ async def list_events(store: Store, query: EventQuery) -> Page[StoredEvent]:
     Raises 400 (`invalid_page_token`), 503 (store unavailable).
     """
     before = PageToken.decode(query.page_token).before_seq if query.page_token else None
-    try:
+    with database_errors():
         rows = await store.find_events(
             filters=query.columns(),
             since=query.since,
@@ -303,8 +295,6 @@ async def list_events(store: Store, query: EventQuery) -> Page[StoredEvent]:
             before_seq=before,
             limit=query.limit + 1,
         )
-    except SQLAlchemyError as exc:
-        raise store_unavailable(exc) from None
     more = len(rows) > query.limit
     rows = rows[: query.limit]
     token = PageToken(rows[-1].seq).encode() if more else None
@@ -313,10 +303,8 @@ async def list_events(store: Store, query: EventQuery) -> Page[StoredEvent]:
 
 async def get_event(store: Store, event_id: str) -> StoredEvent:
     """The stored event with LiveKit id `event_id`; `NotFound` (404, `event_not_found`)."""
-    try:
+    with database_errors():
         row = await store.get_event(event_id)
-    except SQLAlchemyError as exc:
-        raise store_unavailable(exc) from None
     if row is None:
         raise NotFound(f"no stored event has id {event_id!r}", code="event_not_found")
     return stored_event(row)
