@@ -214,30 +214,60 @@ def mint_token(
     return _issued(token.to_jwt(), request.identity or "", request.name or "", room)
 
 
-def introspect(token: str, keyring: dict[str, str]) -> TokenIntrospection:
-    """Verify `token` against `keyring` (API key -> secret) and describe it.
+class TokenRejected(Exception):
+    """A LiveKit JWT failed `verify_with_keyring`; `reason` is one stable word:
+    `malformed`, `unknown_key`, `bad_signature`, `expired`, `not_yet_valid`,
+    `invalid_claims`."""
 
-    Never raises for a bad token: `valid` is False and `reason` says why (`malformed`,
-    `unknown_key`, `bad_signature`, `expired`, `not_yet_valid`, `invalid_claims`).
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def verify_with_keyring(
+    token: str, keyring: dict[str, str], *, leeway: dt.timedelta = dt.timedelta(0)
+) -> dict[str, Any]:
+    """The claims of `token` (a LiveKit JWT, HS256) once livekit-api's `TokenVerifier` has
+    checked it with the secret of the key its `iss` names in `keyring` (API key -> secret),
+    allowing `leeway` of clock skew on `exp`/`nbf`.
+
+    Raises `TokenRejected` with the reason; never anything else for a bad token.
     """
     try:
         unverified: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
-        return TokenIntrospection(valid=False, reason="malformed")
+        raise TokenRejected("malformed", "the token is not a JWT") from None
     issuer = unverified.get("iss")
     if not isinstance(issuer, str) or issuer not in keyring:
-        return TokenIntrospection(valid=False, reason="unknown_key")
+        shown = issuer[:64] if isinstance(issuer, str) else issuer
+        raise TokenRejected("unknown_key", f"the issuer {shown!r} is not a configured API key")
     try:
-        api.TokenVerifier(issuer, keyring[issuer], leeway=dt.timedelta(0)).verify(token)
+        api.TokenVerifier(issuer, keyring[issuer], leeway=leeway).verify(token)
     except jwt.ExpiredSignatureError:
-        return TokenIntrospection(valid=False, reason="expired")
+        raise TokenRejected("expired", "the token has expired") from None
     except jwt.ImmatureSignatureError:
-        return TokenIntrospection(valid=False, reason="not_yet_valid")
+        raise TokenRejected("not_yet_valid", "the token is not valid yet") from None
     except jwt.InvalidSignatureError:
-        return TokenIntrospection(valid=False, reason="bad_signature")
-    except (jwt.PyJWTError, ValueError):
-        return TokenIntrospection(valid=False, reason="invalid_claims")
-    return TokenIntrospection.from_claims(unverified)
+        raise TokenRejected("bad_signature", "the signature does not match the key") from None
+    except Exception as exc:  # livekit-api also fails on odd claim shapes: still a refusal
+        raise TokenRejected(
+            "invalid_claims", f"unacceptable claims ({exc.__class__.__name__})"
+        ) from None
+    return unverified
+
+
+def introspect(token: str, keyring: dict[str, str]) -> TokenIntrospection:
+    """Verify `token` against `keyring` (API key -> secret, no clock leeway) and describe it.
+
+    Never raises for a bad token: `valid` is False and `reason` says why (see
+    `TokenRejected`).
+    """
+    try:
+        claims = verify_with_keyring(token, keyring)
+    except TokenRejected as rejected:
+        return TokenIntrospection(valid=False, reason=rejected.reason)
+    return TokenIntrospection.from_claims(claims)
 
 
 def _with_participant(
