@@ -26,9 +26,9 @@ from livekit import api
 
 from app.errors import NotFound
 from app.livekit import LiveKit
+from app.rooms import ROOM_NOT_FOUND, get_room
 from schemas.bridge import to_proto
 
-ROOM_NOT_FOUND = "room_not_found"
 DISPATCH_NOT_FOUND = "dispatch_not_found"
 
 
@@ -44,13 +44,13 @@ async def create_dispatch(lk: LiveKit, fields: dict[str, Any]) -> api.AgentDispa
 
 async def list_dispatches(lk: LiveKit, room: str) -> list[api.AgentDispatch]:
     """ListDispatch: every dispatch of `room`, explicit or automatic; 404 `room_not_found`."""
-    await _require_room(lk, room)
+    await get_room(lk, room)
     return await lk.run(lk.agent_dispatch.list_dispatch(room), not_found_code=ROOM_NOT_FOUND)
 
 
 async def get_dispatch(lk: LiveKit, room: str, dispatch_id: str) -> api.AgentDispatch:
     """ListDispatch(dispatch_id): that dispatch; 404 `room_not_found` / `dispatch_not_found`."""
-    await _require_room(lk, room)
+    await get_room(lk, room)
     found = await lk.run(
         lk.agent_dispatch.get_dispatch(dispatch_id, room), not_found_code=DISPATCH_NOT_FOUND
     )
@@ -64,17 +64,10 @@ async def delete_dispatch(lk: LiveKit, room: str, dispatch_id: str) -> api.Agent
 
     LiveKit stops dispatching it; a job an agent already runs for it is not ended by this.
     """
-    await _require_room(lk, room)
+    await get_room(lk, room)
     return await lk.run(
         lk.agent_dispatch.delete_dispatch(dispatch_id, room), not_found_code=DISPATCH_NOT_FOUND
     )
-
-
-async def _require_room(lk: LiveKit, room: str) -> None:
-    """404 `room_not_found` unless ListRooms(names=[room]) lists it."""
-    listed = await lk.run(lk.room.list_rooms(api.ListRoomsRequest(names=[room])))
-    if not any(found.name == room for found in listed.rooms):
-        raise NotFound(f"room {room!r} does not exist", code=ROOM_NOT_FOUND)
 
 
 def _dispatch_not_found(room: str, dispatch_id: str) -> NotFound:

@@ -103,9 +103,8 @@ async def delete_room(lk: LiveKit, room: str) -> None:
 async def send_data(lk: LiveKit, room: str, body: SendDataRequest) -> None:
     """SendData: `body`'s payload to the room's participants (or `destination_identities`;
     an identity not in the room is skipped by LiveKit). 404 `room_not_found`."""
-    await get_room(lk, room)
     request = to_proto(body.to_livekit(room), api.SendDataRequest)
-    await _gone_means_404(lk, room, None, lambda: lk.run(lk.room.send_data(request)))
+    await _in_existing(lk, room, None, lambda: lk.run(lk.room.send_data(request)))
 
 
 # Participants
@@ -156,8 +155,7 @@ async def mute_published_track(
     request = api.MuteRoomTrackRequest(
         room=room, identity=identity, track_sid=track_sid, muted=muted
     )
-    await get_participant(lk, room, identity)
-    response = await _gone_means_404(
+    response = await _in_existing(
         lk, room, identity, lambda: lk.run(lk.room.mute_published_track(request))
     )
     if not response.HasField("track"):
@@ -177,8 +175,7 @@ async def update_subscriptions(
     request = to_proto(
         {**fields, "room": room, "identity": identity}, api.UpdateSubscriptionsRequest
     )
-    await get_participant(lk, room, identity)
-    await _gone_means_404(lk, room, identity, lambda: lk.run(lk.room.update_subscriptions(request)))
+    await _in_existing(lk, room, identity, lambda: lk.run(lk.room.update_subscriptions(request)))
 
 
 async def forward_participant(lk: LiveKit, room: str, identity: str, destination_room: str) -> None:
@@ -191,8 +188,7 @@ async def forward_participant(lk: LiveKit, room: str, identity: str, destination
     request = api.ForwardParticipantRequest(
         room=room, identity=identity, destination_room=destination_room
     )
-    await get_participant(lk, room, identity)
-    await _gone_means_404(lk, room, identity, lambda: lk.run(lk.room.forward_participant(request)))
+    await _in_existing(lk, room, identity, lambda: lk.run(lk.room.forward_participant(request)))
 
 
 async def move_participant(lk: LiveKit, room: str, identity: str, destination_room: str) -> None:
@@ -204,17 +200,15 @@ async def move_participant(lk: LiveKit, room: str, identity: str, destination_ro
     request = api.MoveParticipantRequest(
         room=room, identity=identity, destination_room=destination_room
     )
-    await get_participant(lk, room, identity)
-    await _gone_means_404(lk, room, identity, lambda: lk.run(lk.room.move_participant(request)))
+    await _in_existing(lk, room, identity, lambda: lk.run(lk.room.move_participant(request)))
 
 
 # Helpers
 
 
 async def _which_404(lk: LiveKit, room: str, identity: str) -> NotFound:
-    """`room_not_found` when ListRooms lacks `room`, else `participant_not_found`."""
-    if not any(r.name == room for r in await list_rooms(lk, [room])):
-        return room_not_found(room)
+    """`participant_not_found`, after `get_room` raised `room_not_found` if that is the case."""
+    await get_room(lk, room)
     return participant_not_found(room, identity)
 
 
@@ -229,16 +223,23 @@ async def _or_which_404(
         raise await _which_404(lk, room, identity) from None
 
 
-async def _gone_means_404(
+async def _in_existing(
     lk: LiveKit, room: str, identity: str | None, call: Callable[[], Awaitable[T]]
 ) -> T:
-    """`call()` for a room (and participant) just seen to exist: when LiveKit finds no
-    server holding them (`unavailable`), they may have gone since, which is a 404."""
-    try:
-        return await call()
-    except UpstreamUnavailable:
+    """`call()` on a room (and participant, when `identity` is given) checked to exist
+    first: LiveKit answers these calls for a missing one only with `unavailable` after about
+    3 s. When `unavailable` comes anyway, they are checked again, since they may have gone
+    meanwhile: 404 then, else the 503 stands."""
+
+    async def require() -> None:
         if identity is None:
             await get_room(lk, room)
         else:
             await get_participant(lk, room, identity)
+
+    await require()
+    try:
+        return await call()
+    except UpstreamUnavailable:
+        await require()
         raise
