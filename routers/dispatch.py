@@ -8,14 +8,13 @@ from fastapi import APIRouter, Path, Response
 
 from app import dispatch
 from app.deps import DispatchWriteCaller, IdempotencyDep, LiveKitDep, RoomsReadCaller
+from routers.params import RoomName
 from schemas.bridge import to_json
-from schemas.common import Name
 from schemas.dispatch import AgentDispatch, AgentDispatchPage, CreateDispatchRequest
 from schemas.problems import LIVEKIT_PROBLEMS, problems
 
 router = APIRouter(prefix="/v1", tags=["dispatch"])
 
-RoomName = Annotated[Name, Path(description="the room's name")]
 DispatchId = Annotated[str, Path(description="the dispatch's id, `AD_...`")]
 
 

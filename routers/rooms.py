@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from app import rooms
 from app.deps import IdempotencyDep, LiveKitDep, RoomsReadCaller, RoomsWriteCaller
+from routers.params import Identity, RoomName
 from schemas.bridge import to_json
 from schemas.common import Name
 from schemas.problems import LIVEKIT_PROBLEMS, problems
@@ -32,8 +33,6 @@ from schemas.rooms import (
 
 router = APIRouter(prefix="/v1", tags=["rooms"])
 
-RoomName = Annotated[Name, Path(description="the room's name")]
-Identity = Annotated[Name, Path(description="the participant's identity")]
 #: A route under /rooms/{room}: LiveKit objects as LiveKit sent them, and 404 problems.
 IN_ROOM: dict[str, Any] = {
     "response_model_exclude_unset": True,

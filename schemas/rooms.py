@@ -72,10 +72,10 @@ class SendDataRequest(RequestModel):
 
     def to_livekit(self, room_name: str) -> dict[str, Any]:
         """LiveKit `SendDataRequest` fields (proto names) for `room_name`, `data` as base64."""
-        payload = self.data if self.text is None else base64.b64encode(self.text.encode())
+        data = self.data if self.text is None else base64.b64encode(self.text.encode()).decode()
         fields: dict[str, Any] = {
             "room": room_name,
-            "data": payload.decode() if isinstance(payload, bytes) else payload,
+            "data": data,
             "kind": self.kind,
             "destination_identities": self.destination_identities,
         }
