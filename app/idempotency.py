@@ -50,7 +50,8 @@ MAX_KEY_LENGTH = 255
 IN_PROGRESS = "in_progress"
 COMPLETED = "completed"
 
-#: Expired rows are deleted at most this often per process (seconds).
+#: How often the lifespan deletes expired keys (seconds); a claim also deletes its own
+#: key's expired row first, so this only keeps the table small.
 PURGE_INTERVAL_SECONDS = 600.0
 
 #: One row per (caller, key): the request it was first used for and, once the operation
@@ -189,7 +190,6 @@ async def run_once(
     except UpstreamUnavailable:
         # The operation happened: answer it; a retry waits for the lease, then runs again.
         log.error("could not store the response for an idempotency key of %s", caller)
-    await _purge_now_and_then(store)
     return StoredResponse(status, body)
 
 
@@ -200,20 +200,6 @@ async def purge_expired(store: Store) -> int:
         async with store.sessions.begin() as session:
             result = await session.execute(statement)
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-_last_purge: dict[int, float] = {}
-
-
-async def _purge_now_and_then(store: Store) -> None:
-    now = time.monotonic()
-    if now - _last_purge.get(id(store), -PURGE_INTERVAL_SECONDS) < PURGE_INTERVAL_SECONDS:
-        return
-    _last_purge[id(store)] = now
-    try:
-        await purge_expired(store)
-    except UpstreamUnavailable:
-        log.warning("could not purge expired idempotency keys")
 
 
 class _Keys:

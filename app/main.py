@@ -5,13 +5,13 @@ start-up, with the webhook retention task) and closes them."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from http import HTTPStatus
 from typing import Any
 
@@ -27,10 +27,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app import metrics
 from app.auth import EndUserVerifier
 from app.errors import AppError, BadRequest, InvalidInput
+from app.idempotency import PURGE_INTERVAL_SECONDS
+from app.idempotency import purge_expired as purge_keys
 from app.livekit import LiveKit
 from app.settings import Settings, get_settings
-from app.store import Store
-from app.webhooks import run_retention
+from app.store import Store, run_periodically
+from app.webhooks import RETENTION_INTERVAL_SECONDS, purge_expired_events
 from routers import dispatch, health, rooms, tokens, webhooks
 from schemas.problems import Problem
 
@@ -45,7 +47,7 @@ _NOT_JSON = "the body is not valid JSON"
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the LiveKit gateway, the outbound HTTP client, the rate limiter and the store
-    (migrated to the newest schema; expired webhook events purged hourly); close them."""
+    (migrated to the newest schema; see `_start_housekeeping` for its purges); close them."""
     settings: Settings = app.state.settings
     if not settings.livekit_url:
         raise RuntimeError("LIVEKIT_URL is not set (`python -m app` starts a dev server for you)")
@@ -64,22 +66,32 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         storage_from_string(f"async+{settings.rate_limit_storage_url}")
     )
     app.state.store = store = Store(settings.database_url)
-    retention: asyncio.Task[None] | None = None
+    housekeeping: list[asyncio.Task[None]] = []
     try:
         await store.migrate()
-        if settings.webhook_retention_days > 0:
-            retention = asyncio.create_task(
-                run_retention(store, settings.webhook_retention_days), name="webhook-retention"
-            )
+        housekeeping = _start_housekeeping(store, settings)
         yield
     finally:
-        if retention is not None:
-            retention.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await retention
+        for task in housekeeping:
+            task.cancel()
+        await asyncio.gather(*housekeeping, return_exceptions=True)
         await store.aclose()
         await app.state.livekit.aclose()
         await app.state.http.aclose()
+
+
+def _start_housekeeping(store: Store, settings: Settings) -> list[asyncio.Task[None]]:
+    """Periodic purges: expired idempotency keys every 10 minutes, and webhook events past
+    WEBHOOK_RETENTION_DAYS hourly (kept forever when it is 0)."""
+    jobs = [("idempotency-purge", PURGE_INTERVAL_SECONDS, partial(purge_keys, store))]
+    if settings.webhook_retention_days > 0:
+        purge_events = partial(purge_expired_events, store, settings.webhook_retention_days)
+        jobs.append(("webhook-retention", RETENTION_INTERVAL_SECONDS, purge_events))
+    tasks = [
+        asyncio.create_task(run_periodically(name, interval, job), name=name)
+        for name, interval, job in jobs
+    ]
+    return tasks
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -287,6 +287,22 @@ def database_errors() -> Iterator[None]:
         raise UpstreamUnavailable(
             "the event store is unavailable", code="event_store_unavailable"
         ) from exc
+
+
+async def run_periodically(
+    name: str, interval_seconds: float, job: Callable[[], Awaitable[int]]
+) -> None:
+    """Run the housekeeping `job` (it returns how many rows it deleted) now and then every
+    `interval_seconds`, until cancelled. A database failure is logged and retried at the
+    next interval."""
+    while True:
+        try:
+            deleted = await job()
+            if deleted:
+                log.info("%s: deleted %d rows", name, deleted)
+        except (SQLAlchemyError, UpstreamUnavailable) as exc:
+            log.warning("%s failed: %s", name, exc.__class__.__name__)
+        await asyncio.sleep(interval_seconds)
 
 
 def _create_sqlite_directory(url: URL) -> None:

@@ -197,21 +197,6 @@ async def purge_expired_events(
     return await store.delete_events_received_before(cutoff)
 
 
-async def run_retention(
-    store: Store, retention_days: int, interval_seconds: float = RETENTION_INTERVAL_SECONDS
-) -> None:
-    """Purge expired events now and then every `interval_seconds`, until cancelled.
-    A failed purge is logged and retried at the next interval."""
-    while True:
-        try:
-            deleted = await purge_expired_events(store, retention_days)
-            if deleted:
-                log.info("retention: deleted %d events older than %d days", deleted, retention_days)
-        except SQLAlchemyError as exc:
-            log.warning("retention: purge failed: %s", exc.__class__.__name__)
-        await asyncio.sleep(interval_seconds)
-
-
 # --- reading ------------------------------------------------------------------------------
 
 
