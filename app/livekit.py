@@ -110,12 +110,14 @@ class LiveKit:
         except AppError:
             raise
 
-    async def ping(self) -> None:
-        """Cheapest authenticated call (ListRooms for a name that cannot exist).
-
-        Raises `AppError` as `run` does when LiveKit is unreachable or refuses us.
-        """
-        await self.run(self.room.list_rooms(api.ListRoomsRequest(names=["readyz-probe"])))
+    async def readiness(self) -> str:
+        """`"ok"` when LiveKit answers the cheapest authenticated call (ListRooms for a name
+        that cannot exist), else `"failed: <the problem's detail>"` (for /readyz)."""
+        try:
+            await self.run(self.room.list_rooms(api.ListRoomsRequest(names=["readyz-probe"])))
+        except AppError as exc:
+            return f"failed: {exc.detail}"
+        return "ok"
 
     async def aclose(self) -> None:
         """Close the HTTP session."""

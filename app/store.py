@@ -121,7 +121,7 @@ webhook_events = sa.Table(
     sqlite_autoincrement=True,
 )
 
-#: A single row rewritten by `Store.check_writable` (readiness).
+#: A single row rewritten by `Store.readiness`.
 store_probe = sa.Table(
     "store_probe",
     metadata,
@@ -171,21 +171,17 @@ class Store:
             return postgresql.insert(table)
         return sqlite.insert(table)
 
-    async def check_writable(self, timeout_seconds: float = 5.0) -> None:
-        """Commit one small write (the `store_probe` row); raises `SQLAlchemyError` or
-        `TimeoutError` when the database cannot take a durable write now."""
+    async def readiness(self, timeout_seconds: float = 5.0) -> str:
+        """`"ok"` when the database takes a durable write now (the `store_probe` row is
+        rewritten), else `"failed: <error class>"` (for /readyz)."""
         now = dt.datetime.now(dt.UTC)
         statement = self.insert(store_probe).values(id=1, checked_at=now)
         statement = statement.on_conflict_do_update(
             index_elements=[store_probe.c.id], set_={"checked_at": now}
         )
-        async with asyncio.timeout(timeout_seconds), self.sessions.begin() as session:
-            await session.execute(statement)
-
-    async def writable_check(self) -> str:
-        """`"ok"` when `check_writable` succeeds, else `"failed: <error class>"` (for /readyz)."""
         try:
-            await self.check_writable()
+            async with asyncio.timeout(timeout_seconds), self.sessions.begin() as session:
+                await session.execute(statement)
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             log.warning("event store not writable: %s", exc.__class__.__name__, exc_info=exc)
             return f"failed: {exc.__class__.__name__}"
