@@ -12,6 +12,7 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 import aiohttp
+from google.protobuf.message import DecodeError
 from livekit import api
 from livekit.api.agent_dispatch_service import AgentDispatchService
 from livekit.api.egress_service import EgressService
@@ -107,6 +108,8 @@ class LiveKit:
             raise UpstreamUnavailable(f"LiveKit at {self.url} is unreachable: {exc}") from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"LiveKit call failed: {exc}") from exc
+        except DecodeError as exc:  # a 200 that is not LiveKit's protobuf (e.g. a proxy page)
+            raise UpstreamError(f"LiveKit at {self.url} answered something unreadable") from exc
         except AppError:
             raise
 
