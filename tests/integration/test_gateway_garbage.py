@@ -8,6 +8,7 @@ from livekit import api
 
 from app.errors import UpstreamError
 from app.livekit import LiveKit
+from tests.conftest import auth
 
 pytestmark = pytest.mark.integration
 
@@ -47,8 +48,6 @@ async def test_an_unreadable_answer_is_502(not_livekit):
 
 
 async def test_a_route_answers_502_problem(not_livekit, app_client):
-    from tests.conftest import auth
-
     async with app_client(not_livekit) as http:
         response = await http.get("/v1/rooms", headers=auth("reader"))
     assert response.status_code == 502
