@@ -2,21 +2,24 @@
 .DEFAULT_GOAL := help
 UV := UV_PYTHON_DOWNLOADS=never python3 -m uv run
 
-.PHONY: help install run test test-unit lint format typecheck bench clean
+.PHONY: help install install-service run test test-unit lint format typecheck bench clean
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: ## install everything: Debian packages, LiveKit binaries, the locked Python envs
-	@scripts/install-tools.sh
+install: install-service ## install everything the tests need too: LiveKit's workers, the agent venv
+	@scripts/install-workers.sh
 	@scripts/install-agent-venv.sh
 
-run: install ## serve on 127.0.0.1:8000 (starts a local LiveKit dev server if LIVEKIT_URL is unset)
+install-service: ## install what the service needs: redis, postgresql, LiveKit's server, the locked .venv
+	@scripts/install-tools.sh
+
+run: install-service ## serve on 127.0.0.1:8000 (starts a local LiveKit dev server if LIVEKIT_URL is unset)
 	@mkdir -p data
 	$(UV) python -m app
 
-test: install ## run the whole test suite against real components
-	$(UV) pytest
+test: install ## run the whole test suite against real components, in a network namespace of its own
+	scripts/in-netns.sh .venv/bin/python -m pytest $(PYTEST_ARGS)
 
 test-unit: ## run only the tests that need no network
 	$(UV) pytest tests/unit

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Installs LiveKit's SIP, egress and ingress workers and what their tests drive, idempotently:
+#   - Debian packages: the build headers (Opus, SoX resampler, GStreamer 1.22), the workers'
+#     run-time GStreamer plugins, chromium, xvfb and pulseaudio (web egress), ffmpeg (an RTMP
+#     source and ffprobe), sip-tester (SIPp, the phone), iproute2 (the test network namespace);
+#   - livekit-sip v1.8.0, egress v1.8.6 and ingress v1.5.0, built from the Go module proxy
+#     into .tools/bin as `livekit-sip`, `egress` and `ingress`.
+# `go install module@version` fails for these modules (the proxy refuses the version list it
+# reads for the deprecation check), so each is `go mod download`ed, copied somewhere writable
+# and built with its own go.mod (see ../shared/notes/livekit-{sip,media}.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TOOLS_BIN="$PWD/.tools/bin"
+SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO="sudo"
+GO=$(command -v go || echo /usr/local/go/bin/go)
+step() { printf '\n==> %s\n' "$*"; }
+
+packages=(
+  libopus-dev libopusfile-dev libsoxr-dev
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice gstreamer1.0-x
+  chromium xvfb pulseaudio ffmpeg sip-tester iproute2
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  step "apt-get install ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi
+
+# build NAME MODULE VERSION PACKAGE: the worker binary .tools/bin/NAME, unless the one there
+# was built from that version (recorded beside it).
+build() {
+  local name=$1 module=$2 version=$3 package=$4
+  local stamp="$TOOLS_BIN/.$name.version"
+  if [ -x "$TOOLS_BIN/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$version" ]; then
+    return
+  fi
+  step "build $name $version from the Go module proxy into .tools/bin"
+  local start dir work
+  start=$(date +%s)
+  dir=$(GONOSUMDB="$module" "$GO" mod download -json "$module@$version" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  work=$(mktemp -d)
+  cp -r "$dir/." "$work" && chmod -R u+w "$work"
+  # egress embeds cmd/server/templates (a separate npm build the module zip lacks); an
+  # empty folder builds, and the tests give web egress a page of their own.
+  [ "$name" = egress ] && mkdir -p "$work/cmd/server/templates" \
+    && touch "$work/cmd/server/templates/.keep"
+  mkdir -p "$TOOLS_BIN"
+  (cd "$work" && GONOSUMDB="$module" CGO_ENABLED=1 "$GO" build -o "$TOOLS_BIN/$name" "$package")
+  rm -rf "$work"
+  echo "$version" > "$stamp"
+  echo "$name built in $(( $(date +%s) - start )) s"
+}
+
+build livekit-sip github.com/livekit/sip v1.8.0 ./cmd/livekit-sip
+build egress github.com/livekit/egress v1.8.6 ./cmd/server
+build ingress github.com/livekit/ingress v1.5.0 ./cmd/server
