@@ -49,10 +49,12 @@ build() {
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
   work=$(mktemp -d)
   cp -r "$dir/." "$work" && chmod -R u+w "$work"
-  # egress embeds cmd/server/templates (a separate npm build the module zip lacks); an
-  # empty folder builds, and the tests give web egress a page of their own.
-  [ "$name" = egress ] && mkdir -p "$work/cmd/server/templates" \
-    && touch "$work/cmd/server/templates/.keep"
+  # egress embeds cmd/server/templates (a separate npm build the module zip lacks); a
+  # folder with one placeholder file builds, and the tests give web egress a page of their own.
+  if [ "$name" = egress ]; then
+    mkdir -p "$work/cmd/server/templates"
+    echo "room-composite's default layout is not built here" > "$work/cmd/server/templates/README"
+  fi
   mkdir -p "$TOOLS_BIN"
   (cd "$work" && GONOSUMDB="$module" CGO_ENABLED=1 "$GO" build -o "$TOOLS_BIN/$name" "$package")
   rm -rf "$work"
