@@ -5,7 +5,7 @@ UV := UV_PYTHON_DOWNLOADS=never python3 -m uv run
 .PHONY: help install install-service run test test-unit lint format typecheck bench clean
 
 help: ## list the targets
-	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 install: install-service ## install everything the tests need too: LiveKit's workers, the agent venv
 	@scripts/install-workers.sh
