@@ -89,7 +89,7 @@ async def list_webhook_events(
     "/webhooks/events/stream",
     operation_id="stream_webhook_events",
     response_class=EventSourceResponse,
-    responses=problems(401, 403, 422),
+    responses=problems(401, 403, 422, 503),
 )
 async def stream_webhook_events(
     store: StoreDep,
