@@ -13,6 +13,8 @@ like `app.main`). From the outside in:
    runs a route's dependencies);
 4. `BodyLimitMiddleware`: a body over `MAX_BODY_BYTES` is `413`, on the declared
    `Content-Length` before anything is read, else as soon as the bytes received pass it.
+   (FastAPI's own `max_body_size` sits outside every user middleware, so it would refuse
+   before authentication, and outside CORS; it also answers text/plain in places.)
 
 Each answers with a plain ASGI response (`send_problem`), so an outer middleware (CORS)
 adds its headers to these answers as to any other.
@@ -24,6 +26,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import structlog
@@ -134,7 +137,9 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
             metrics.UNHANDLED.labels(exc.__class__.__name__).inc()
-            log.exception("unhandled %s", exc.__class__.__name__)
+            log.exception(
+                "unhandled %s", exc.__class__.__name__, extra={"request_id": request_id}
+            )
             if status == 0:
                 error = InternalError("an unexpected error occurred; quote the request_id")
                 await send_problem(scope, send_with_id, error)
@@ -214,7 +219,7 @@ class EarlyAuthMiddleware:
         app = scope.get("app")
         if app is None:
             return None
-        for route in app.router.routes:
+        for route in _routes(app.router.routes):
             match, _ = route.matches(scope)
             if match == Match.FULL:
                 break
@@ -235,6 +240,17 @@ class EarlyAuthMiddleware:
         if find_service_key(credential, app.state.settings.service_keys) is None:
             return Unauthorized("unknown service key", code="invalid_service_key")
         return None
+
+
+def _routes(routes: list[Any]) -> Iterator[Any]:
+    """Every route, those of included routers too (FastAPI keeps an included router as one
+    entry holding the `original_router`)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _routes(inner.routes)
+        else:
+            yield route
 
 
 def _credential_needed(route: Any) -> str | None:
