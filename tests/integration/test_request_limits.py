@@ -118,7 +118,7 @@ async def test_an_unsigned_webhook_is_401_whatever_its_body(http):
         content=b"x" * (MAX_BODY_BYTES + 1),
         headers={"content-type": "application/webhook+json"},
     )
-    assert_problem(response, 401, "unauthorized")
+    assert_problem(response, 401, "webhook_signature_invalid")
 
 
 # --- headers -------------------------------------------------------------------------------
