@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import secrets
 import time
-
 from pathlib import Path
 
 import httpx
