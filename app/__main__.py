@@ -11,6 +11,7 @@ runs with the header limits of `app.middleware` (see `uvicorn_options`).
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import sys
@@ -22,6 +23,8 @@ from app.devserver import LocalLiveKit, running
 from app.logs import configure_logging
 from app.middleware import MAX_HEADER_BLOCK_BYTES
 from app.settings import DEV_API_KEY, Settings
+
+log = logging.getLogger("app")
 
 #: h11 buffers a request head up to this many bytes (it answers 400 beyond); above the
 #: middleware's block limit, so that within it both parsers give the same 431.
@@ -72,7 +75,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
 
 def _serve(settings: Settings) -> None:
     base = f"http://{settings.host}:{settings.port}"
-    print(f"Control plane       {base}   docs {base}/docs", flush=True)
+    log.info("control plane on %s (docs %s/docs)", base, base, extra={"url": base})
     uvicorn.run("app.main:create_app", factory=True, **uvicorn_options(settings))
 
 

@@ -32,6 +32,7 @@ def configure_logging(settings: Settings) -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.ExtraAdder(),
+        _drop_color_message,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: Any
@@ -63,3 +64,9 @@ def configure_logging(settings: Settings) -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+
+
+def _drop_color_message(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """uvicorn passes a terminal-coloured copy of some messages as `color_message`."""
+    event.pop("color_message", None)
+    return event
