@@ -10,7 +10,8 @@ like `app.main`). From the outside in:
    `MAX_HEADER_BYTES`, or all of them over `MAX_HEADER_BLOCK_BYTES` is `431`;
 3. `EarlyAuthMiddleware`: a request to a route that needs a service key, without a
    configured one, is `401` before its body is read (FastAPI reads a JSON body before it
-   runs a route's dependencies);
+   runs a route's dependencies); so is a credential-less request to `/v1/token` when the
+   token policy admits no anonymous callers, and an unsigned webhook;
 4. `BodyLimitMiddleware`: a body over `MAX_BODY_BYTES` is `413`, on the declared
    `Content-Length` before anything is read, else as soon as the bytes received pass it.
    (FastAPI's own `max_body_size` sits outside every user middleware, so it would refuse
@@ -229,8 +230,14 @@ class EarlyAuthMiddleware:
             needs = self._needs[id(route)] = _credential_needed(route)
         if needs is None:
             return None
+        scope["route"] = route  # the access line and metrics name the route of a refusal
         authorization = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
         text = authorization.decode("latin-1")
+        if needs == "token_caller":  # /v1/token: a credential, unless anonymous callers may
+            anonymous = app.state.settings.effective_token_policy.anonymous is not None
+            if anonymous or text.strip():
+                return None
+            return Unauthorized("a service key or an end-user token is required")
         if needs == "authorization":  # LiveKit's webhooks: the signature is checked later
             if text.strip():
                 return None
@@ -255,9 +262,10 @@ def _routes(routes: list[Any]) -> Iterator[Any]:
 
 
 def _credential_needed(route: Any) -> str | None:
-    """`service_key` when `route` depends on `app.deps.get_caller`, `authorization` when it
-    reads the Authorization header itself, else None."""
-    from app.deps import get_caller  # deps imports the app's services; import when needed
+    """`service_key` when `route` depends on `app.deps.get_caller`, `token_caller` when on
+    `app.deps.get_token_caller`, `authorization` when it reads the Authorization header
+    itself, else None."""
+    from app.deps import get_caller, get_token_caller  # deps imports the app's services
 
     dependant = getattr(route, "dependant", None)
     if dependant is None:
@@ -267,6 +275,8 @@ def _credential_needed(route: Any) -> str | None:
         current = stack.pop()
         if current.call is get_caller:
             return "service_key"
+        if current.call is get_token_caller:
+            return "token_caller"
         stack.extend(current.dependencies)
     if any(p.alias.lower() == "authorization" for p in dependant.header_params):
         return "authorization"

@@ -112,6 +112,20 @@ async def test_an_unauthenticated_request_is_401_whatever_its_body(http, headers
     assert "not-a-key" not in json.dumps(problem)
 
 
+async def test_a_token_request_without_credentials_is_401_whatever_its_body(tmp_path):
+    settings = make_settings(UNUSED_LIVEKIT, tmp_path, token_policy={"service_keys": {}})
+    service = LiveService().start(settings)
+    try:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
+            for body in (b"{not json", b"x" * (MAX_BODY_BYTES + 1)):
+                response = await http.post(
+                    "/v1/token", content=body, headers={"content-type": "application/json"}
+                )
+                assert_problem(response, 401, "unauthorized")
+    finally:
+        service.stop()
+
+
 async def test_an_unsigned_webhook_is_401_whatever_its_body(http):
     response = await http.post(
         "/v1/webhooks/livekit",
