@@ -18,6 +18,7 @@ import sys
 from typing import Any
 
 import uvicorn
+from pydantic import ValidationError
 
 from app.devserver import LocalLiveKit, running
 from app.logs import configure_logging
@@ -32,8 +33,12 @@ H11_MAX_HEAD_BYTES = MAX_HEADER_BLOCK_BYTES + 4096
 
 
 def main() -> None:
-    """Run the service (and, when needed, a local LiveKit dev server) until interrupted."""
-    settings = Settings()
+    """Run the service (and, when needed, a local LiveKit dev server) until interrupted.
+    A configuration error ends the process with a message naming the setting (exit 1)."""
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        sys.exit(f"configuration error: {error}")
     configure_logging(settings)
     if settings.livekit_url:
         _serve(settings)

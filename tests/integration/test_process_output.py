@@ -5,11 +5,15 @@ embedded dev server's secret only when it was generated."""
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 
+from app.devserver import PROJECT_ROOT
 from tests.components import ServiceProcess
 from tests.conftest import API_KEY, API_SECRET, KEYS, auth, service_keys
 
@@ -96,3 +100,25 @@ def test_the_dev_server_secret_is_printed_only_when_generated():
     output = Path(service.process.log_path).read_text()
     printed = output.split("LIVEKIT_API_SECRET=", 1)[1].split()[0]
     assert len(printed) >= 32  # the generated one, so that the operator can use it
+
+
+def test_a_configuration_error_exits_naming_the_setting_not_the_secret(tmp_path):
+    leaked = secrets.token_urlsafe(32)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "LIVEKIT_URL": UNUSED_LIVEKIT,
+        "SERVICE_KEYS": json.dumps([{"name": "ops", "key": leaked, "scopes": ["root"]}]),
+        "DATABASE_URL": f"postgresql+asyncpg://user:{leaked}@db/events",
+        "LIVEKIT_WEBHOOK_KEYS": leaked,
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "app"], env=env, cwd=tmp_path, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert (
+        "SERVICE_KEYS" in result.stderr.upper() and "LIVEKIT_WEBHOOK_KEYS" in result.stderr.upper()
+    )
+    assert leaked not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
