@@ -3,10 +3,13 @@ serving, counting in this process's memory (still limited), and says so in the l
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 import pytest
 
+import app.ratelimits
 from tests.components import LocalRedis
 
 UNUSED_LIVEKIT = "http://127.0.0.1:9"
@@ -20,7 +23,10 @@ def redis():
     server.stop()
 
 
-async def test_token_endpoint_falls_back_to_memory_when_redis_stops(app_client, redis, caplog):
+async def test_token_endpoint_falls_back_to_memory_when_redis_stops(
+    app_client, redis, caplog, monkeypatch
+):
+    monkeypatch.setattr(app.ratelimits, "RETRY_PRIMARY_SECONDS", 0.5)
     policy = {"anonymous": {"rate_limit": "3/minute"}}
     async with app_client(
         UNUSED_LIVEKIT,
@@ -38,3 +44,13 @@ async def test_token_endpoint_falls_back_to_memory_when_redis_stops(app_client, 
         assert statuses == [201, 201, 201, 429]
         assert http.app.state.rate_limiter.degraded
         assert any("rate-limit storage unavailable" in r.getMessage() for r in caplog.records)
+
+        # Redis back (empty: it keeps nothing on disk): counting returns to it
+        redis.start()
+        deadline = time.monotonic() + 60
+        while http.app.state.rate_limiter.degraded:
+            assert time.monotonic() < deadline, "the limiter never went back to Redis"
+            await asyncio.sleep(0.2)
+        statuses = [(await http.post("/v1/token")).status_code for _ in range(4)]
+        assert statuses == [201, 201, 201, 429]
+        assert not http.app.state.rate_limiter.degraded

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import socket
 import time
 from collections.abc import Iterator
 
@@ -16,7 +17,8 @@ import pytest
 import sqlalchemy as sa
 
 import app.main
-from app.store import Store, webhook_events
+from app.errors import UpstreamUnavailable
+from app.store import Store, database_errors, webhook_events
 from tests.components import LiveService, LocalPostgres, signed_webhook, sse_events, webhook_body
 from tests.conftest import API_KEY, API_SECRET, auth, make_settings
 
@@ -155,5 +157,38 @@ async def insert_old_event(url: str, event_id: str) -> None:
                     body=body,
                 )
             )
+    finally:
+        await store.aclose()
+
+
+async def test_a_database_that_never_answers_is_503_after_the_connect_timeout():
+    """A PostgreSQL address that accepts TCP connections and then says nothing (a hung
+    server, a black-holed proxy): connecting gives up after the connect timeout."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel completes handshakes; nobody ever answers
+        port = silent.getsockname()[1]
+        store = Store(
+            f"postgresql+asyncpg://postgres@127.0.0.1:{port}/db", connect_timeout_seconds=1
+        )
+        try:
+            async with asyncio.timeout(DEADLINE_SECONDS):  # a hang fails here, not in CI's limit
+                with pytest.raises(UpstreamUnavailable) as caught, database_errors():
+                    await store.last_seq()
+        finally:
+            await store.aclose()
+    assert caught.value.code == "event_store_unavailable"
+
+
+async def test_a_statement_past_the_command_timeout_is_503(postgres_url):
+    store = Store(postgres_url, command_timeout_seconds=1)
+    try:
+        async with asyncio.timeout(DEADLINE_SECONDS):
+            with pytest.raises(UpstreamUnavailable), database_errors():
+                async with store.sessions() as session:
+                    await session.execute(sa.text("SELECT pg_sleep(30)"))
+            with database_errors():  # the pool still serves afterwards
+                async with store.sessions() as session:
+                    assert (await session.execute(sa.text("SELECT 1"))).scalar() == 1
     finally:
         await store.aclose()
