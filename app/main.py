@@ -130,7 +130,8 @@ def _document_problems(app: FastAPI) -> None:
 
     FastAPI files a `responses=` model under `application/json` and documents its own
     `HTTPValidationError` for 422; the handlers answer `application/problem+json` with a
-    `Problem`. And any operation with a JSON body may answer 400 `malformed_json`.
+    `Problem`. And any operation with a JSON body may answer 400 `malformed_json`, and 413
+    for a body over 1 MiB (`app.middleware.BodyLimitMiddleware`).
     """
     generate = app.openapi
 
@@ -149,6 +150,7 @@ def _document_problems(app: FastAPI) -> None:
                 responses = operation.setdefault("responses", {})
                 if "requestBody" in operation:
                     responses.setdefault("400", {"description": HTTPStatus(400).phrase})
+                    responses.setdefault("413", {"description": "the body is over 1 MiB"})
                 for status, response in responses.items():
                     if status.startswith(("4", "5")) and _is_problem(response):
                         response["content"] = dict(problem_content)
