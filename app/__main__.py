@@ -73,6 +73,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "access_log": False,
         "proxy_headers": bool(trusted),
         "forwarded_allow_ips": trusted or None,
+        "http": settings.http_parser,
         "h11_max_incomplete_event_size": H11_MAX_HEAD_BYTES,
         "server_header": False,
     }

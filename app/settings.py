@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     #: Proxies whose `X-Forwarded-For`/`-Proto` are believed (comma-separated addresses or
     #: networks, `*` for any); none by default, so a caller cannot pick its client address.
     forwarded_allow_ips: str = ""
+    #: uvicorn's HTTP/1.1 parser: `auto` (httptools when installed, else h11), `h11` (bounds
+    #: the buffered request head itself), or `httptools`.
+    http_parser: Literal["auto", "h11", "httptools"] = "auto"
     log_level: str = "info"
     #: `json` (one JSON object per line) or `text` (for people); default: json in
     #: production, text in development.

@@ -23,8 +23,11 @@ UNUSED_LIVEKIT = "http://127.0.0.1:9"  # nothing here calls LiveKit before refus
 @pytest.fixture(scope="module", params=["h11", "httptools"])
 def service(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[LiveService]:
     """The service served by uvicorn with one HTTP parser, plus a route that fails."""
-    settings = make_settings(UNUSED_LIVEKIT, tmp_path_factory.mktemp("limits"))
-    live = LiveService().start(settings, http=request.param)
+    settings = make_settings(
+        UNUSED_LIVEKIT, tmp_path_factory.mktemp("limits"), http_parser=request.param
+    )
+    live = LiveService().start(settings)
+    assert live._server.config.http == request.param
 
     async def boom() -> None:
         raise RuntimeError(f"unexpected, holding {API_SECRET}")
