@@ -2,24 +2,44 @@
 
 In development with no LIVEKIT_URL, a local `livekit-server --dev` is started first, the
 service is pointed at it and it sends its webhooks to the service, so one command gives a
-working stack.
+working stack. Its API secret is printed only when it was generated here (never one the
+operator configured).
+
+Logging goes through `app.logs` (structlog; uvicorn's own access log is off), and uvicorn
+runs with the header limits of `app.middleware` (see `uvicorn_options`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import sys
+from typing import Any
 
 import uvicorn
+from pydantic import ValidationError
 
 from app.devserver import LocalLiveKit, running
+from app.logs import configure_logging
+from app.middleware import MAX_HEADER_BLOCK_BYTES
 from app.settings import DEV_API_KEY, Settings
+
+log = logging.getLogger("app")
+
+#: h11 buffers a request head up to this many bytes (it answers 400 beyond); above the
+#: middleware's block limit, so that within it both parsers give the same 431.
+H11_MAX_HEAD_BYTES = MAX_HEADER_BLOCK_BYTES + 4096
 
 
 def main() -> None:
-    """Run the service (and, when needed, a local LiveKit dev server) until interrupted."""
-    settings = Settings()
+    """Run the service (and, when needed, a local LiveKit dev server) until interrupted.
+    A configuration error ends the process with a message naming the setting (exit 1)."""
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        sys.exit(f"configuration error: {error}")
+    configure_logging(settings)
     if settings.livekit_url:
         _serve(settings)
         return
@@ -28,27 +48,41 @@ def main() -> None:
     # The embedded server is ours alone: a fresh 32-byte secret per run, not LiveKit's
     # public 6-byte dev secret, unless the operator set a pair.
     key = settings.livekit_api_key or DEV_API_KEY
-    secret = settings.livekit_api_secret or secrets.token_urlsafe(32)
+    configured = settings.livekit_api_secret
+    secret = configured.get_secret_value() if configured else secrets.token_urlsafe(32)
     webhook_url = f"http://{settings.host}:{settings.port}/v1/webhooks/livekit"
     local = LocalLiveKit(api_key=key, api_secret=secret, webhook_urls=[webhook_url])
     with running(local) as livekit:
         os.environ.update(LIVEKIT_URL=livekit.url, LIVEKIT_API_KEY=key, LIVEKIT_API_SECRET=secret)
         print(f"LiveKit dev server  {livekit.url}  (log {livekit.process.log_path})")
-        print(f"                    LIVEKIT_API_KEY={key} LIVEKIT_API_SECRET={secret}")
+        shown = "(as configured)" if configured else secret
+        print(f"                    LIVEKIT_API_KEY={key} LIVEKIT_API_SECRET={shown}")
         _serve(Settings())
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's settings for this service: `X-Forwarded-*` believed only from
+    FORWARDED_ALLOW_IPS (none by default), h11's head buffer bounded, logging left to
+    `app.logs` with uvicorn's access log off, no `Server` header."""
+    trusted = settings.forwarded_allow_ips.strip()
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": bool(trusted),
+        "forwarded_allow_ips": trusted or None,
+        "http": settings.http_parser,
+        "h11_max_incomplete_event_size": H11_MAX_HEAD_BYTES,
+        "server_header": False,
+    }
 
 
 def _serve(settings: Settings) -> None:
     base = f"http://{settings.host}:{settings.port}"
-    print(f"Control plane       {base}   docs {base}/docs", flush=True)
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        proxy_headers=True,
-    )
+    log.info("control plane on %s (docs %s/docs)", base, base, extra={"url": base})
+    uvicorn.run("app.main:create_app", factory=True, **uvicorn_options(settings))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import jwt
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from app.errors import Forbidden, Unauthorized, UpstreamUnavailable
 
@@ -24,6 +24,7 @@ class Scope(StrEnum):
     """What a service key may do (contract: Authentication of callers)."""
 
     TOKENS_ISSUE = "tokens:issue"
+    TOKENS_ADMIN = "tokens:admin"
     ROOMS_READ = "rooms:read"
     ROOMS_WRITE = "rooms:write"
     EGRESS_WRITE = "egress:write"
@@ -34,34 +35,49 @@ class Scope(StrEnum):
     ADMIN = "admin"
 
 
-class ServiceKey(BaseModel):
-    """One configured key: `name` (logged, never the key), `key`, `scopes`."""
+#: Scopes a scope includes besides itself: a write scope of a service includes reading it
+#: (contract: "`rooms:write` may read rooms"). `admin` includes every scope.
+IMPLIED_SCOPES: dict[Scope, frozenset[Scope]] = {
+    Scope.ROOMS_WRITE: frozenset({Scope.ROOMS_READ}),
+}
 
-    model_config = ConfigDict(frozen=True)
+
+class ServiceKey(BaseModel):
+    """One configured key: `name` (logged, never the key), `key` (a `SecretStr`: never in a
+    repr, an error message or a log line), `scopes`."""
+
+    model_config = ConfigDict(frozen=True, hide_input_in_errors=True)
 
     name: str = Field(min_length=1)
-    key: str = Field(min_length=1, repr=False)
+    key: SecretStr = Field(min_length=1)
     scopes: frozenset[Scope] = frozenset()
 
     def allows(self, scope: Scope) -> bool:
-        """True when this key holds `scope` or `admin`."""
-        return scope in self.scopes or Scope.ADMIN in self.scopes
+        """True when this key holds `scope`, `admin`, or a scope that includes `scope`
+        (`IMPLIED_SCOPES`)."""
+        if scope in self.scopes or Scope.ADMIN in self.scopes:
+            return True
+        return any(scope in IMPLIED_SCOPES.get(held, ()) for held in self.scopes)
 
 
 def find_service_key(presented: str, keys: list[ServiceKey]) -> ServiceKey | None:
     """The configured key equal to `presented`, compared in constant time against all keys."""
     found: ServiceKey | None = None
     for candidate in keys:
-        if hmac.compare_digest(candidate.key.encode(), presented.encode()):
+        if hmac.compare_digest(candidate.key.get_secret_value().encode(), presented.encode()):
             found = candidate
     return found
 
 
-def require_scope(key: ServiceKey, scope: Scope) -> None:
-    """Raise `Forbidden` (403, code `missing_scope`) naming `scope` when `key` lacks it."""
-    if not key.allows(scope):
+def require_scope(key: ServiceKey, scope: Scope, *alternatives: Scope) -> None:
+    """Raise `Forbidden` (403, code `missing_scope`, member `scope`) naming `scope` when `key`
+    holds neither it nor any of `alternatives` (e.g. a service's write scope, which includes
+    reading that service)."""
+    if not any(key.allows(s) for s in (scope, *alternatives)):
         raise Forbidden(
-            f"service key {key.name!r} lacks the scope {scope.value!r}", code="missing_scope"
+            f"service key {key.name!r} lacks the scope {scope.value!r}",
+            code="missing_scope",
+            extra={"scope": scope.value},
         )
 
 
@@ -76,12 +92,17 @@ def bearer_credential(authorization: str | None) -> str | None:
 
 
 class EndUserAuth(BaseModel):
-    """How end-user JWTs are verified: a JWKS URL or an HS256 secret, plus iss/aud checks."""
+    """How end-user JWTs are verified: a JWKS URL or an HS256 secret, plus iss/aud checks.
 
-    model_config = ConfigDict(extra="forbid")
+    `issuer` and `audience` are what a token's `iss` and `aud` must be; production refuses
+    to start without them (`app.settings`). A token that carries an `aud` is refused when it
+    is not `audience`, also when no audience is configured (fail closed).
+    """
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     jwks_url: str | None = None
-    hs256_secret: str | None = Field(default=None, repr=False)
+    hs256_secret: SecretStr | None = None
     issuer: str | None = None
     audience: str | None = None
     algorithms: list[str] = ["RS256", "ES256", "EdDSA"]
@@ -110,8 +131,14 @@ class EndUserVerifier:
     async def verify(self, token: str) -> dict[str, Any]:
         """The verified claims; raises `Unauthorized` (code `invalid_user_token`) otherwise.
 
-        `sub` is required. Raises `UpstreamUnavailable` when the JWKS cannot be fetched.
+        `exp` and `sub` are required, and `iss`/`aud` when an issuer/audience is configured;
+        an `aud` other than ours is refused whether or not one is configured (PyJWT refuses
+        a token with an `aud` when no audience is expected, RFC 7519 §4.1.3).
+        Raises `UpstreamUnavailable` when the JWKS cannot be fetched.
         """
+        required = ["exp", "sub"]
+        required += ["iss"] if self.config.issuer else []
+        required += ["aud"] if self.config.audience else []
         try:
             key, algorithms = await self._key_for(token)
             claims: dict[str, Any] = jwt.decode(
@@ -120,15 +147,19 @@ class EndUserVerifier:
                 algorithms=algorithms,
                 issuer=self.config.issuer,
                 audience=self.config.audience,
-                options={"require": ["exp", "sub"], "verify_aud": bool(self.config.audience)},
+                options={"require": required, "verify_aud": True, "verify_iss": True},
             )
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"end-user token refused: {exc}", code="invalid_user_token") from exc
+        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise Unauthorized(
+                "end-user token refused: sub is not a string", code="invalid_user_token"
+            )
         return claims
 
     async def _key_for(self, token: str) -> tuple[Any, list[str]]:
         if self.config.hs256_secret:
-            return self.config.hs256_secret, ["HS256"]
+            return self.config.hs256_secret.get_secret_value(), ["HS256"]
         kid = jwt.get_unverified_header(token).get("kid")
         jwks = await self._key_set(refresh=False)
         if kid not in {k.key_id for k in jwks.keys} and time.monotonic() - self._fetched_at > 60:

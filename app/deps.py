@@ -15,7 +15,6 @@ on the event loop instead of handing each to a worker thread.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -24,7 +23,6 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from google.protobuf.message import Message as ProtoMessage
 from limits import parse as parse_rate
-from limits.aio.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel
 
 from app.auth import EndUserVerifier, Scope, ServiceKey, find_service_key, require_scope
@@ -38,6 +36,7 @@ from app.idempotency import (
     run_once,
 )
 from app.livekit import LiveKit
+from app.ratelimits import RateLimiter
 from app.settings import Settings
 from app.store import Store
 from app.tokens import Caller, CallerRule, TokenPolicy, rule_for
@@ -70,13 +69,15 @@ LiveKitDep = Annotated[LiveKit, Depends(get_livekit)]
 StoreDep = Annotated[Store, Depends(get_store)]
 
 
-async def get_caller(settings: SettingsDep, bearer: BearerDep) -> ServiceKey:
-    """The configured service key the caller presented; `Unauthorized` (401) otherwise."""
+async def get_caller(request: Request, settings: SettingsDep, bearer: BearerDep) -> ServiceKey:
+    """The configured service key the caller presented; `Unauthorized` (401) otherwise.
+    Its name (never the key) is kept as `request.state.caller` for the access log."""
     if bearer is None:
         raise Unauthorized("a service key is required: Authorization: Bearer <key>")
     key = find_service_key(bearer.credentials, settings.service_keys)
     if key is None:
         raise Unauthorized("unknown service key", code="invalid_service_key")
+    request.state.caller = key.name
     return key
 
 
@@ -84,17 +85,30 @@ CallerDep = Annotated[ServiceKey, Depends(get_caller)]
 
 
 class _ScopeCheck:
-    def __init__(self, scope: Scope) -> None:
-        self.scope = scope
+    """A dependency admitting a caller holding `scope` or one of `alternatives`."""
+
+    def __init__(self, scope: Scope, *alternatives: Scope) -> None:
+        self.scopes = (scope, *alternatives)
 
     async def __call__(self, key: CallerDep) -> ServiceKey:
-        require_scope(key, self.scope)
+        require_scope(key, *self.scopes)
         return key
 
 
-# One alias per scope: a route names the scope it needs in its signature.
+# One alias per scope: a route names the scope it needs in its signature. `rooms:write`
+# includes `rooms:read` (app.auth.IMPLIED_SCOPES); the reads of egress, ingress, SIP and
+# dispatch (scope `rooms:read`) also admit that service's write scope.
 TokensIssueCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.TOKENS_ISSUE))]
+TokensAdminCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.TOKENS_ADMIN))]
 RoomsReadCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.ROOMS_READ))]
+EgressReadCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.ROOMS_READ, Scope.EGRESS_WRITE))]
+IngressReadCaller = Annotated[
+    ServiceKey, Depends(_ScopeCheck(Scope.ROOMS_READ, Scope.INGRESS_WRITE))
+]
+SipReadCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.ROOMS_READ, Scope.SIP_WRITE))]
+DispatchReadCaller = Annotated[
+    ServiceKey, Depends(_ScopeCheck(Scope.ROOMS_READ, Scope.DISPATCH_WRITE))
+]
 RoomsWriteCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.ROOMS_WRITE))]
 EgressWriteCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.EGRESS_WRITE))]
 IngressWriteCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.INGRESS_WRITE))]
@@ -113,6 +127,7 @@ async def get_token_caller(
     """
     policy = settings.effective_token_policy
     caller = await _identify(request, settings, policy, bearer)
+    request.state.caller = caller.rate_key
     rule = rule_for(policy, caller)
     await _enforce_rate_limit(request, caller, rule)
     return caller, rule
@@ -141,12 +156,10 @@ async def _identify(
 
 
 async def _enforce_rate_limit(request: Request, caller: Caller, rule: CallerRule) -> None:
-    limiter: MovingWindowRateLimiter = request.app.state.rate_limiter
-    limit = parse_rate(rule.rate_limit)
-    if not await limiter.hit(limit, "token", caller.rate_key):
-        stats = await limiter.get_window_stats(limit, "token", caller.rate_key)
-        retry_after = int(stats.reset_time - time.time()) + 1
-        raise RateLimited(f"rate limit {rule.rate_limit} exceeded", retry_after=retry_after)
+    limiter: RateLimiter = request.app.state.rate_limiter
+    verdict = await limiter.hit(parse_rate(rule.rate_limit), "token", caller.rate_key)
+    if not verdict.allowed:
+        raise RateLimited(f"rate limit {rule.rate_limit} exceeded", retry_after=verdict.retry_after)
 
 
 TokenCallerDep = Annotated[tuple[Caller, CallerRule], Depends(get_token_caller)]

@@ -8,6 +8,7 @@ the contract's `AppError` (see `app.errors.error_for_twirp`): no LiveKit excepti
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -27,6 +28,8 @@ from app.errors import (
     UpstreamUnavailable,
     error_for_twirp,
 )
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -115,11 +118,13 @@ class LiveKit:
 
     async def readiness(self) -> str:
         """`"ok"` when LiveKit answers the cheapest authenticated call (ListRooms for a name
-        that cannot exist), else `"failed: <the problem's detail>"` (for /readyz)."""
+        that cannot exist), else `"failed: <problem code>"` (e.g. `livekit_unavailable`; for
+        /readyz, which anyone may call: the detail, which names LiveKit's URL, is logged)."""
         try:
             await self.run(self.room.list_rooms(api.ListRoomsRequest(names=["readyz-probe"])))
         except AppError as exc:
-            return f"failed: {exc.detail}"
+            log.warning("readiness: %s", exc.detail)
+            return f"failed: {exc.code}"
         return "ok"
 
     async def aclose(self) -> None:

@@ -1,14 +1,14 @@
-"""`create_app()`: routers, problem+json error handling, request ids, and the lifespan
-that owns the LiveKit gateway, the HTTP client, the rate limiter and the store (migrated at
-start-up, with the webhook retention task) and closes them."""
+"""`create_app()`: routers, problem+json error handling, the request layers of
+`app.middleware` (request ids, access log, header and body limits, authentication before
+the body), and the lifespan that owns the LiveKit gateway, the HTTP client, the rate
+limiter and the store (migrated at start-up, with its housekeeping tasks, kept in
+`app.state.housekeeping`) and closes them."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -19,17 +19,22 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from limits.aio.strategies import MovingWindowRateLimiter
-from limits.storage import storage_from_string
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import metrics
 from app.auth import EndUserVerifier
 from app.errors import AppError, BadRequest, InvalidInput
 from app.idempotency import PURGE_INTERVAL_SECONDS
 from app.idempotency import purge_expired as purge_keys
 from app.livekit import LiveKit
+from app.middleware import (
+    PROBLEM_JSON,
+    BodyLimitMiddleware,
+    EarlyAuthMiddleware,
+    HeaderLimitMiddleware,
+    RequestContextMiddleware,
+    problem_document,
+)
+from app.ratelimits import RateLimiter
 from app.settings import Settings, get_settings
 from app.store import Store, run_periodically
 from app.webhooks import RETENTION_INTERVAL_SECONDS, purge_expired_events
@@ -38,9 +43,6 @@ from schemas.problems import Problem
 
 log = logging.getLogger(__name__)
 
-PROBLEM_JSON = "application/problem+json"
-PROBLEM_TYPE_BASE = "https://docs.livekit-control-plane.dev/problems/"
-REQUEST_ID_HEADER = "X-Request-ID"
 _NOT_JSON = "the body is not valid JSON"
 
 
@@ -62,14 +64,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.end_user_verifier = (
         EndUserVerifier(policy.end_users, app.state.http) if policy.end_users else None
     )
-    app.state.rate_limiter = MovingWindowRateLimiter(
-        storage_from_string(f"async+{settings.rate_limit_storage_url}")
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_storage_url)
+    app.state.store = store = Store(
+        settings.database_url.get_secret_value(),
+        connect_timeout_seconds=settings.database_connect_timeout_seconds,
+        command_timeout_seconds=settings.database_command_timeout_seconds,
     )
-    app.state.store = store = Store(settings.database_url)
     housekeeping: list[asyncio.Task[None]] = []
     try:
         await store.migrate()
-        housekeeping = _start_housekeeping(store, settings)
+        housekeeping = app.state.housekeeping = _start_housekeeping(store, settings)
         yield
     finally:
         for task in housekeeping:
@@ -103,7 +107,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings or get_settings()
-    app.add_middleware(RequestIdMiddleware)
+    # Added innermost first: a request passes RequestContext, HeaderLimit, EarlyAuth,
+    # BodyLimit, then the routes (see app.middleware). CORS, added after, wraps them all.
+    for layer in (
+        BodyLimitMiddleware,
+        EarlyAuthMiddleware,
+        HeaderLimitMiddleware,
+        RequestContextMiddleware,
+    ):
+        app.add_middleware(layer)
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -118,7 +130,8 @@ def _document_problems(app: FastAPI) -> None:
 
     FastAPI files a `responses=` model under `application/json` and documents its own
     `HTTPValidationError` for 422; the handlers answer `application/problem+json` with a
-    `Problem`. And any operation with a JSON body may answer 400 `malformed_json`.
+    `Problem`. And any operation with a JSON body may answer 400 `malformed_json`, and 413
+    for a body over 1 MiB (`app.middleware.BodyLimitMiddleware`).
     """
     generate = app.openapi
 
@@ -137,6 +150,7 @@ def _document_problems(app: FastAPI) -> None:
                 responses = operation.setdefault("responses", {})
                 if "requestBody" in operation:
                     responses.setdefault("400", {"description": HTTPStatus(400).phrase})
+                    responses.setdefault("413", {"description": "the body is over 1 MiB"})
                 for status, response in responses.items():
                     if status.startswith(("4", "5")) and _is_problem(response):
                         response["content"] = dict(problem_content)
@@ -160,35 +174,6 @@ def _is_problem(response: dict[str, Any]) -> bool:
     return bool(schema.get("$ref") == "#/components/schemas/HTTPValidationError")
 
 
-class RequestIdMiddleware:
-    """Gives every request an id (the caller's `X-Request-ID`, or a new UUID), echoes it,
-    and counts the request in the Prometheus metrics by route template."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = given[:128] if given else str(uuid.uuid4())
-        scope.setdefault("state", {})["request_id"] = request_id
-        started = time.perf_counter()
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers.append((REQUEST_ID_HEADER.lower().encode(), request_id.encode("latin-1")))
-                message["headers"] = headers
-                route = getattr(scope.get("route"), "path", "unmatched")
-                seconds = time.perf_counter() - started
-                metrics.observe(scope["method"], route, message["status"], seconds)
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
-
-
 def problem_response(request: Request, error: AppError) -> JSONResponse:
     """`error` as an RFC 9457 problem document."""
     return _problem(
@@ -205,15 +190,9 @@ def _problem(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": f"{PROBLEM_TYPE_BASE}{code}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        "request_id": getattr(request.state, "request_id", None),
-        **(extra or {}),
-    }
+    error = AppError(detail, code=code, headers=headers, extra=extra)
+    error.status, error.title = status, title  # type: ignore[misc]  # an instance's own
+    body = problem_document(error, getattr(request.state, "request_id", None))
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 

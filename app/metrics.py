@@ -34,3 +34,10 @@ def observe(method: str, route: str, status: int, seconds: float) -> None:
 def exposition() -> bytes:
     """Every metric of this process in Prometheus' text format (version 0.0.4)."""
     return generate_latest()
+
+
+UNHANDLED = Counter(
+    "control_plane_unhandled_exceptions_total",
+    "Exceptions no handler expected (each answered 500 internal_error), by class",
+    ["exception"],
+)

@@ -24,6 +24,7 @@ from typing import TypeVar
 
 from livekit import api
 
+from app.auth import Scope, ServiceKey, require_scope
 from app.errors import InvalidInput, NotFound, UpstreamError, UpstreamUnavailable
 from app.livekit import LiveKit
 from schemas.bridge import to_proto
@@ -54,14 +55,21 @@ def participant_not_found(room: str, identity: str) -> NotFound:
 # Rooms
 
 
-async def create_room(lk: LiveKit, body: CreateRoomRequest) -> api.Room:
+async def create_room(lk: LiveKit, body: CreateRoomRequest, caller: ServiceKey) -> api.Room:
     """CreateRoom with every `CreateRoomRequest` field the caller gave (incl. `agents`,
     whose dispatches LiveKit creates with the room). Returns the `Room`.
+
+    Scopes reach nested fields: `agents` also needs `dispatch:write` and `egress` also
+    `egress:write` (403 `missing_scope` before LiveKit is called).
 
     LiveKit's CreateRoom also answers for a room that already exists: it returns that room
     unchanged. An unknown `room_preset` is 422 (LiveKit `invalid_argument`), and so is a
     `node_id` LiveKit does not know (it answers Twirp `unknown` "could not find object").
     """
+    if body.agents:
+        require_scope(caller, Scope.DISPATCH_WRITE)
+    if body.egress is not None:
+        require_scope(caller, Scope.EGRESS_WRITE)
     request = to_proto(body, api.CreateRoomRequest)
     try:
         return await lk.run(lk.room.create_room(request))

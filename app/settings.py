@@ -1,8 +1,14 @@
 """Configuration from the environment (or a `.env` file), validated at start-up.
 
 The variable names are part of the REST contract (`shared/api-contract.md`, Configuration).
-In production, placeholder or short secrets and anonymous token callers are refused with
-a message naming the setting, so a misconfigured replica never starts.
+In production, placeholder or short secrets, anonymous token callers, end-user JWTs without
+issuer and audience, a relative SQLite path and an implicit `memory://` rate-limit storage
+are refused with a message naming the setting, so a misconfigured replica never starts.
+
+Secrets (`LIVEKIT_API_SECRET`, `LIVEKIT_WEBHOOK_KEYS`, `SERVICE_KEYS[].key`,
+`DATABASE_URL`, the end-user HS256 secret) are `SecretStr`, and validation errors never
+repeat the input (`hide_input_in_errors`): a configuration error names the setting and
+what is wrong with it, never its value.
 """
 
 from __future__ import annotations
@@ -13,8 +19,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from app.auth import ServiceKey
 from app.tokens import TokenPolicy, default_development_policy
@@ -44,36 +52,53 @@ def _read_at_path(value: Any) -> Any:
 class Settings(BaseSettings):
     """Every setting of the service; see `.env.example` for a commented list."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     app_env: Literal["development", "production"] = "development"
     livekit_url: str | None = None
     livekit_api_key: str | None = None
-    livekit_api_secret: str | None = None
+    livekit_api_secret: SecretStr | None = None
     livekit_public_url: str | None = None
-    livekit_webhook_keys: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    livekit_webhook_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(default_factory=dict)
     livekit_timeout_seconds: float = Field(default=5.0, gt=0)
     service_keys: Annotated[list[ServiceKey], NoDecode] = Field(default_factory=list)
     token_policy: Annotated[TokenPolicy | None, NoDecode] = None
-    database_url: str = "sqlite+aiosqlite:///./data/events.db"
+    database_url: SecretStr = SecretStr("sqlite+aiosqlite:///./data/events.db")
+    #: Seconds to open one database connection; past it the request answers 503.
+    database_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    #: Seconds one database statement may run (PostgreSQL); past it the request answers 503.
+    database_command_timeout_seconds: float = Field(default=4.0, gt=0)
     rate_limit_storage_url: str = "memory://"
     webhook_retention_days: int = Field(default=30, ge=0)
     idempotency_ttl_seconds: int = Field(default=24 * 3600, gt=0)
     host: str = "127.0.0.1"
     port: int = 8000
+    #: Proxies whose `X-Forwarded-For`/`-Proto` are believed (comma-separated addresses or
+    #: networks, `*` for any); none by default, so a caller cannot pick its client address.
+    forwarded_allow_ips: str = ""
+    #: uvicorn's HTTP/1.1 parser: `auto` (httptools when installed, else h11), `h11` (bounds
+    #: the buffered request head itself), or `httptools`.
+    http_parser: Literal["auto", "h11", "httptools"] = "auto"
     log_level: str = "info"
+    #: `json` (one JSON object per line) or `text` (for people); default: json in
+    #: production, text in development.
+    log_format: Literal["json", "text"] | None = None
 
     @field_validator("livekit_webhook_keys", mode="before")
     @classmethod
     def _parse_key_pairs(cls, value: Any) -> Any:
-        """`key:secret,key2:secret2` -> {"key": "secret", ...}."""
+        """`key:secret,key2:secret2` -> {"key": "secret", ...}; an error names the item's
+        position, never its text (it may hold a secret)."""
         if not isinstance(value, str):
             return value
         pairs: dict[str, str] = {}
-        for item in filter(None, (part.strip() for part in value.split(","))):
+        items = [part.strip() for part in value.split(",")]
+        for position, item in enumerate(filter(None, items), start=1):
             key, sep, secret = item.partition(":")
             if not sep or not key or not secret:
-                raise ValueError(f"expected key:secret pairs, got {item.split(':')[0]!r}:…")
+                raise ValueError(f"item {position} is not a key:secret pair")
             pairs[key] = secret
         return pairs
 
@@ -81,7 +106,24 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_service_keys(cls, value: Any) -> Any:
         value = _read_at_path(value)
-        return json.loads(value) if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:  # its message names a position, not the text
+            raise ValueError(f"not JSON ({exc.msg} at character {exc.pos})") from None
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _parse_database_url(cls, value: SecretStr) -> SecretStr:
+        try:
+            make_url(value.get_secret_value())
+        except ArgumentError:
+            raise ValueError(
+                "not an SQLAlchemy URL (e.g. sqlite+aiosqlite:///path/events.db or "
+                "postgresql+asyncpg://user:password@host/db)"
+            ) from None
+        return value
 
     @field_validator("token_policy", mode="before")
     @classmethod
@@ -103,19 +145,41 @@ class Settings(BaseSettings):
             problems.append("LIVEKIT_URL must be set in production")
         if not self.livekit_api_key:
             problems.append("LIVEKIT_API_KEY must be set in production")
-        secrets = {"LIVEKIT_API_SECRET": self.livekit_api_secret or ""}
+        secrets = {"LIVEKIT_API_SECRET": self.livekit_api_secret or SecretStr("")}
         secrets |= {f"LIVEKIT_WEBHOOK_KEYS[{k}]": s for k, s in self.livekit_webhook_keys.items()}
         secrets |= {f"SERVICE_KEYS[{k.name}].key": k.key for k in self.service_keys}
         policy = self.token_policy
-        if policy and policy.end_users and policy.end_users.hs256_secret:
-            secrets["TOKEN_POLICY.end_users.hs256_secret"] = policy.end_users.hs256_secret
+        end_users = policy.end_users if policy else None
+        if end_users and end_users.hs256_secret:
+            secrets["TOKEN_POLICY.end_users.hs256_secret"] = end_users.hs256_secret
         for name, secret in secrets.items():
-            if _is_placeholder(secret) or len(secret) < MIN_SECRET_LENGTH:
+            value = secret.get_secret_value()
+            if _is_placeholder(value) or len(value) < MIN_SECRET_LENGTH:
                 problems.append(
                     f"{name} is a placeholder or shorter than {MIN_SECRET_LENGTH} characters"
                 )
         if policy and policy.anonymous is not None:
             problems.append("TOKEN_POLICY.anonymous is not allowed in production")
+        if end_users and not (end_users.issuer and end_users.audience):
+            problems.append(
+                "TOKEN_POLICY.end_users needs both issuer and audience in production "
+                "(a token from any issuer, or meant for another service, would be accepted)"
+            )
+        database = make_url(self.database_url.get_secret_value())
+        path = database.database or ""
+        if database.get_backend_name() == "sqlite" and not (
+            path == ":memory:" or path.startswith("file:") or Path(path).is_absolute()
+        ):
+            problems.append(
+                "DATABASE_URL names a relative SQLite path, which depends on the working "
+                "directory: give an absolute path (sqlite+aiosqlite:////var/lib/...)"
+            )
+        if "rate_limit_storage_url" not in self.model_fields_set:
+            problems.append(
+                "RATE_LIMIT_STORAGE_URL must be set explicitly in production: the service "
+                "cannot know how many replicas run, and memory:// counts each caller's "
+                "requests per replica (set memory:// for one replica, redis://... for several)"
+            )
         if problems:
             raise ValueError("refusing to start with APP_ENV=production: " + "; ".join(problems))
 
@@ -132,7 +196,9 @@ class Settings(BaseSettings):
     @property
     def api_secret(self) -> str:
         """The secret paired with `api_key`."""
-        return self.livekit_api_secret or DEV_API_SECRET
+        if self.livekit_api_secret is None:
+            return DEV_API_SECRET
+        return self.livekit_api_secret.get_secret_value()
 
     @property
     def server_url(self) -> str:
@@ -143,7 +209,8 @@ class Settings(BaseSettings):
     @property
     def keyring(self) -> dict[str, str]:
         """Every accepted API key -> secret: the main pair plus LIVEKIT_WEBHOOK_KEYS."""
-        return {**self.livekit_webhook_keys, self.api_key: self.api_secret}
+        extra = {k: s.get_secret_value() for k, s in self.livekit_webhook_keys.items()}
+        return {**extra, self.api_key: self.api_secret}
 
     @property
     def effective_token_policy(self) -> TokenPolicy:

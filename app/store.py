@@ -23,11 +23,18 @@ Adding a table (e.g. idempotency keys)
        `.on_conflict_do_nothing(index_elements=[...])` / `.on_conflict_do_update(...)` on both
        SQLite and PostgreSQL, so concurrent writers across replicas never need a read first.
 
-Errors
-    Database failures surface as `sqlalchemy.exc.SQLAlchemyError`; a request turns them
-    into `app.errors.UpstreamUnavailable` (503, code `event_store_unavailable`) by running
-    its queries inside `with database_errors():`. Background loops catch
-    `SQLAlchemyError` themselves and retry.
+Errors and outages
+    Database failures surface as `sqlalchemy.exc.SQLAlchemyError`, or from the driver as
+    `OSError` (connection refused), `TimeoutError` or asyncpg's own errors (the server is
+    starting up) when a connection is being opened: `DATABASE_ERRORS` lists them. A request
+    turns them into `app.errors.UpstreamUnavailable` (503, code `event_store_unavailable`)
+    by running its queries inside `with database_errors():`. Background loops
+    (`run_periodically`) log every failure and carry on.
+    Opening a connection gives up after `connect_timeout_seconds` (and waiting for a pooled
+    one as long), and a PostgreSQL statement after `command_timeout_seconds`, so a database
+    that is down or unreachable answers 503 within seconds. Pooled connections are checked
+    before use (`pool_pre_ping`), so after the database is back the next request gets a
+    fresh connection: the service heals without a restart.
 """
 
 from __future__ import annotations
@@ -46,6 +53,19 @@ from alembic.config import Config
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Dialect, make_url
 from sqlalchemy.exc import SQLAlchemyError
+
+try:
+    from asyncpg import InterfaceError as _AsyncpgInterfaceError
+    from asyncpg import PostgresError as _AsyncpgError
+except ImportError:  # pragma: no cover - asyncpg is a dependency; SQLite-only installs work
+
+    class _AsyncpgError(Exception):  # type: ignore[no-redef]
+        pass
+
+    class _AsyncpgInterfaceError(Exception):  # type: ignore[no-redef]
+        pass
+
+
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     async_sessionmaker,
@@ -64,6 +84,16 @@ EVENT_WRITE_LOCK_KEY = 0x4C4B_4350_0002
 
 #: SQLite waits this long (seconds) for another writer's lock before failing.
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
+
+#: What a database failure may be raised as: SQLAlchemy's errors, and what the driver raises
+#: itself while connecting (refused, timed out, PostgreSQL starting up or shutting down).
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    SQLAlchemyError,
+    OSError,
+    TimeoutError,
+    _AsyncpgError,
+    _AsyncpgInterfaceError,
+)
 
 metadata = sa.MetaData(
     naming_convention={
@@ -138,7 +168,13 @@ class Store:
     `sessions` (`async_sessionmaker`), `dialect` (`"sqlite"` or `"postgresql"`).
     """
 
-    def __init__(self, url: str | URL) -> None:
+    def __init__(
+        self,
+        url: str | URL,
+        *,
+        connect_timeout_seconds: float = 3.0,
+        command_timeout_seconds: float = 4.0,
+    ) -> None:
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
         if self.dialect == "sqlite":
@@ -148,7 +184,18 @@ class Store:
             )
             sa.event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         else:
-            self.engine = create_async_engine(self.url, pool_pre_ping=True)
+            # asyncpg: `timeout` bounds connecting, `command_timeout` every statement.
+            connect_args: dict[str, Any] = (
+                {"timeout": connect_timeout_seconds, "command_timeout": command_timeout_seconds}
+                if self.url.get_driver_name() == "asyncpg"
+                else {}
+            )
+            self.engine = create_async_engine(
+                self.url,
+                pool_pre_ping=True,
+                pool_timeout=connect_timeout_seconds,
+                connect_args=connect_args,
+            )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._changed = asyncio.Event()
 
@@ -182,7 +229,7 @@ class Store:
         try:
             async with asyncio.timeout(timeout_seconds), self.sessions.begin() as session:
                 await session.execute(statement)
-        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        except DATABASE_ERRORS as exc:
             log.warning("event store not writable: %s", exc.__class__.__name__, exc_info=exc)
             return f"failed: {exc.__class__.__name__}"
         return "ok"
@@ -273,12 +320,12 @@ class Store:
 
 @contextmanager
 def database_errors() -> Iterator[None]:
-    """Run database work for a request: a `SQLAlchemyError` becomes `UpstreamUnavailable`
-    (503, `event_store_unavailable`; LiveKit retries a webhook then). The error is logged;
-    the detail carries no database text."""
+    """Run database work for a request: any of `DATABASE_ERRORS` becomes
+    `UpstreamUnavailable` (503, `event_store_unavailable`; LiveKit retries a webhook then).
+    The error is logged; the detail carries no database text."""
     try:
         yield
-    except SQLAlchemyError as exc:
+    except DATABASE_ERRORS as exc:
         log.error("event store failure: %s", exc.__class__.__name__, exc_info=exc)
         raise UpstreamUnavailable(
             "the event store is unavailable", code="event_store_unavailable"
@@ -289,15 +336,19 @@ async def run_periodically(
     name: str, interval_seconds: float, job: Callable[[], Awaitable[int]]
 ) -> None:
     """Run the housekeeping `job` (it returns how many rows it deleted) now and then every
-    `interval_seconds`, until cancelled. A database failure is logged and retried at the
-    next interval."""
+    `interval_seconds`, until cancelled. A failure (the database down, or anything else) is
+    logged and the job runs again at the next interval: the loop only ends when cancelled."""
     while True:
         try:
             deleted = await job()
             if deleted:
                 log.info("%s: deleted %d rows", name, deleted)
-        except (SQLAlchemyError, UpstreamUnavailable) as exc:
+        except DATABASE_ERRORS as exc:
             log.warning("%s failed: %s", name, exc.__class__.__name__)
+        except UpstreamUnavailable as exc:
+            log.warning("%s failed: %s", name, exc.__class__.__name__)
+        except Exception:
+            log.exception("%s failed unexpectedly", name)
         await asyncio.sleep(interval_seconds)
 
 

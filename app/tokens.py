@@ -51,7 +51,9 @@ class CallerRule(BaseModel):
     `rooms` are shell-style patterns (`fnmatch`) where `{identity}` stands for the
     participant identity; `agents` are agent names that may be dispatched (`*` = any);
     `ttl_seconds` is the token lifetime; `rate_limit` is a `limits` expression per caller
-    (e.g. `"30/minute"`).
+    (e.g. `"30/minute"`). `allow_room_config` lets the caller set `room_config` fields other
+    than `agents`; `room_config.egress` (recording: it costs and it publishes the room's
+    media elsewhere) also needs `allow_room_egress`.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -68,14 +70,25 @@ class CallerRule(BaseModel):
     allow_metadata: bool = False
     allow_attributes: bool = False
     allow_room_config: bool = False
+    allow_room_egress: bool = False
     ttl_seconds: int = Field(default=DEFAULT_TTL_SECONDS, gt=0)
     rate_limit: str = "60/minute"
 
 
-class EndUserPolicy(EndUserAuth):
-    """End-user JWT verification plus the rule for such callers."""
+class EndUserRule(CallerRule):
+    """The rule for end users: like `CallerRule`, but `rooms` must be written out (no `*`
+    default: an identity provider's users get only the rooms the operator names, e.g.
+    `["user-{identity}-*"]`), and the identity is the token's `sub`."""
 
-    rule: CallerRule = CallerRule(allow_identity=False)
+    rooms: list[str] = Field(min_length=1)
+    allow_identity: bool = False
+
+
+class EndUserPolicy(EndUserAuth):
+    """End-user JWT verification plus the rule for such callers (required: see
+    `EndUserRule`)."""
+
+    rule: EndUserRule
 
 
 class TokenPolicy(BaseModel):
@@ -261,13 +274,17 @@ def introspect(token: str, keyring: dict[str, str]) -> TokenIntrospection:
     """Verify `token` against `keyring` (API key -> secret, no clock leeway) and describe it.
 
     Never raises for a bad token: `valid` is False and `reason` says why (see
-    `TokenRejected`).
+    `TokenRejected`); a validly signed token whose claims cannot be described (a grant or
+    attributes of the wrong type, an `exp` past year 9999 ...) is `invalid_claims`.
     """
     try:
         claims = verify_with_keyring(token, keyring)
     except TokenRejected as rejected:
         return TokenIntrospection(valid=False, reason=rejected.reason)
-    return TokenIntrospection.from_claims(claims)
+    try:
+        return TokenIntrospection.from_claims(claims)
+    except Exception:  # whatever shape a signed token's claims have, it is not a 500
+        return TokenIntrospection(valid=False, reason="invalid_claims")
 
 
 def _with_participant(
@@ -314,8 +331,11 @@ def _room_config(
     if config is None:
         return None
     set_fields = config.model_fields_set - {"agents"}
-    if set_fields and not rule.allow_room_config:
-        field = f"room_config.{sorted(set_fields)[0]}"
+    refused = sorted(set_fields) if not rule.allow_room_config else []
+    if "egress" in set_fields and config.egress is not None and not rule.allow_room_egress:
+        refused = ["egress"]
+    if refused:
+        field = f"room_config.{refused[0]}"
         raise Forbidden(
             f"the token policy does not let this caller set {field}",
             code="field_not_allowed",

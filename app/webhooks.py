@@ -29,11 +29,10 @@ from typing import Any, ClassVar
 
 from google.protobuf import json_format
 from livekit.protocol.webhook import WebhookEvent
-from sqlalchemy.exc import SQLAlchemyError
 
 from app.auth import bearer_credential
 from app.errors import AppError, BadRequest, NotFound, Unauthorized
-from app.store import Store, database_errors
+from app.store import DATABASE_ERRORS, Store, database_errors
 from app.tokens import TokenRejected, verify_with_keyring
 from schemas.bridge import to_json
 from schemas.common import Page
@@ -274,16 +273,13 @@ async def get_event(store: Store, event_id: str) -> StoredEvent:
 async def stream_start(store: Store, last_event_id: str | None) -> int:
     """Where a follower starts: after `last_event_id` (an SSE `Last-Event-ID`; an id no
     longer stored replays everything retained), else after the newest event stored now.
-    Returns a store sequence; retries while the database is unavailable."""
-    while True:
-        try:
-            if last_event_id:
-                row = await store.get_event(last_event_id)
-                return int(row.seq) if row is not None else 0
-            return await store.last_seq()
-        except SQLAlchemyError as exc:
-            log.warning("event stream: store query failed: %s", exc.__class__.__name__)
-            await asyncio.sleep(FOLLOW_POLL_SECONDS)
+    Returns a store sequence; raises 503 (`event_store_unavailable`) while the database is
+    unavailable, before the stream starts."""
+    with database_errors():
+        if last_event_id:
+            row = await store.get_event(last_event_id)
+            return int(row.seq) if row is not None else 0
+        return await store.last_seq()
 
 
 async def follow_events(
@@ -299,7 +295,8 @@ async def follow_events(
     Events stored by any replica sharing the database are found by polling every
     `poll_seconds`; this process's own inserts wake the follower at once. Because store
     order is commit order (see `Store.insert_event`), following `seq` never skips an event.
-    A database failure is logged and retried, so the stream survives a database restart.
+    A database failure ends the stream cleanly (the client reconnects with `Last-Event-ID`
+    and resumes where it was once the database is back; until then it gets 503).
     """
     after = after_seq
     columns = filters.columns()
@@ -309,9 +306,9 @@ async def follow_events(
             rows = await store.find_events(
                 filters=columns, after_seq=after, newest_first=False, limit=FOLLOW_BATCH
             )
-        except SQLAlchemyError as exc:
-            log.warning("event stream: store query failed: %s", exc.__class__.__name__)
-            rows = []
+        except DATABASE_ERRORS as exc:
+            log.warning("event stream ended: store query failed: %s", exc.__class__.__name__)
+            return
         for row in rows:
             after = row.seq
             yield stored_event(row)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Response
 
 from app import dispatch
-from app.deps import DispatchWriteCaller, IdempotencyDep, LiveKitDep, RoomsReadCaller
+from app.deps import DispatchReadCaller, DispatchWriteCaller, IdempotencyDep, LiveKitDep
 from routers.params import RoomName
 from schemas.bridge import to_json
 from schemas.dispatch import AgentDispatch, AgentDispatchPage, CreateDispatchRequest
@@ -47,7 +47,7 @@ async def create_dispatch(
     responses=problems(*LIVEKIT_PROBLEMS, 404),
 )
 async def list_dispatches(
-    room: RoomName, livekit: LiveKitDep, _: RoomsReadCaller
+    room: RoomName, livekit: LiveKitDep, _: DispatchReadCaller
 ) -> dict[str, Any]:
     """Every dispatch of `room`, explicit or automatic (one page); 404 `room_not_found`."""
     found = await dispatch.list_dispatches(livekit, room)
@@ -62,7 +62,7 @@ async def list_dispatches(
     responses=problems(*LIVEKIT_PROBLEMS, 404),
 )
 async def get_dispatch(
-    room: RoomName, dispatch_id: DispatchId, livekit: LiveKitDep, _: RoomsReadCaller
+    room: RoomName, dispatch_id: DispatchId, livekit: LiveKitDep, _: DispatchReadCaller
 ) -> dict[str, Any]:
     """One dispatch; 404 `room_not_found` or `dispatch_not_found`."""
     return to_json(await dispatch.get_dispatch(livekit, room, dispatch_id))

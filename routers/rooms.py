@@ -50,12 +50,16 @@ PARTICIPANT = "/rooms/{room}/participants/{identity}"
     responses=problems(*LIVEKIT_PROBLEMS, 400, 409, 503),
 )
 async def create_room(
-    body: CreateRoomRequest, lk: LiveKitDep, _: RoomsWriteCaller, idempotent: IdempotencyDep
+    body: CreateRoomRequest,
+    lk: LiveKitDep,
+    caller: RoomsWriteCaller,
+    idempotent: IdempotencyDep,
 ) -> Response:
-    """CreateRoom with every LiveKit `CreateRoomRequest` field (incl. `agents`); an existing
+    """CreateRoom with every LiveKit `CreateRoomRequest` field (incl. `agents`, which also
+    needs `dispatch:write`, and `egress`, which also needs `egress:write`); an existing
     room is returned as it is. A retry with the same `Idempotency-Key` and body gets the
     first response without calling LiveKit again."""
-    return await idempotent.run(lambda: rooms.create_room(lk, body))
+    return await idempotent.run(lambda: rooms.create_room(lk, body, caller))
 
 
 @router.get(

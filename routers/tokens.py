@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Response
 
-from app.deps import SettingsDep, TokenCallerDep, TokensIssueCaller
+from app.deps import SettingsDep, TokenCallerDep, TokensAdminCaller
 from app.tokens import introspect, mint_participant_token, mint_token
 from schemas.problems import problems
 from schemas.tokens import (
@@ -65,9 +65,9 @@ async def issue_token(
     body: IssueTokenRequest,
     response: Response,
     settings: SettingsDep,
-    _: TokensIssueCaller,
+    _: TokensAdminCaller,
 ) -> IssueTokenResponse:
-    """Any grant LiveKit knows, for trusted backends (scope `tokens:issue`)."""
+    """Any grant LiveKit knows, for trusted backends (scope `tokens:admin`)."""
     issued = mint_token(
         body,
         api_key=settings.api_key,
@@ -90,7 +90,7 @@ async def issue_token(
     responses=problems(400, 401, 403, 422),
 )
 async def introspect_token(
-    body: IntrospectRequest, settings: SettingsDep, _: TokensIssueCaller
+    body: IntrospectRequest, settings: SettingsDep, _: TokensAdminCaller
 ) -> TokenIntrospection:
-    """Verify a token against the keyring and say what it grants (scope `tokens:issue`)."""
+    """Verify a token against the keyring and say what it grants (scope `tokens:admin`)."""
     return introspect(body.token, settings.keyring)

@@ -42,6 +42,15 @@ async def bounded_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+async def stream_position(
+    store: StoreDep,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> int:
+    """Where an event stream starts (`app.webhooks.stream_start`), fixed before the response
+    starts, so that an unavailable store is a 503 rather than a stream that breaks."""
+    return await stream_start(store, last_event_id)
+
+
 _WEBHOOK_BODY = {
     "requestBody": {
         "required": True,
@@ -89,18 +98,18 @@ async def list_webhook_events(
     "/webhooks/events/stream",
     operation_id="stream_webhook_events",
     response_class=EventSourceResponse,
-    responses=problems(401, 403, 422),
+    responses=problems(401, 403, 422, 503),
 )
 async def stream_webhook_events(
+    _: WebhooksReadCaller,
     store: StoreDep,
     filters: Annotated[EventFilters, Query()],
-    _: WebhooksReadCaller,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    after: Annotated[int, Depends(stream_position)],
 ) -> AsyncIterator[ServerSentEvent]:
     """New events as Server-Sent Events (`event: <type>`, `id: <event id>`, `data`: the
     stored event), after a first `retry:` frame once the stream's start is fixed; reconnect
-    with `Last-Event-ID` to resume without a gap."""
-    after = await stream_start(store, last_event_id)
+    with `Last-Event-ID` to resume without a gap. While the event store is unavailable the
+    request is 503, and an open stream ends (the client reconnects)."""
     yield ServerSentEvent(retry=STREAM_RETRY_MS, comment="following")
     async for event in follow_events(store, filters, after):
         yield ServerSentEvent(event=event.event, id=event.id, data=event)

@@ -19,10 +19,12 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
 
+from app.__main__ import uvicorn_options
 from app.devserver import PROJECT_ROOT, ManagedProcess, find_binary, free_port, http_ok
 from app.main import create_app
 from app.settings import Settings
@@ -106,9 +108,21 @@ class LiveService:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self, settings: Settings) -> LiveService:
+    def start(self, settings: Settings, **options: Any) -> LiveService:
+        """Serve an app for `settings` with the uvicorn options `python -m app` uses
+        (`app.__main__.uvicorn_options`), on this port; `options` override them (e.g.
+        `http="h11"` or `"httptools"` for one HTTP parser)."""
         self.app = create_app(settings)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
+        config = uvicorn.Config(
+            self.app,
+            **{
+                **uvicorn_options(settings),
+                "host": "127.0.0.1",
+                "port": self.port,
+                "log_level": "warning",
+                **options,
+            },
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=lambda: asyncio.run(self._server.serve()), daemon=True
@@ -181,16 +195,25 @@ class LocalPostgres:
 
     def start(self) -> LocalPostgres:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
+        self.resume()
+        return self
+
+    def stop(self) -> None:
+        self.pause()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def pause(self) -> None:
+        """Stop the server (`pg_ctl stop -m fast`: open connections are cut), keeping its
+        data for `resume`."""
+        if (self.data / "postmaster.pid").exists():
+            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the server again on the same port and data after `pause`."""
         options = f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1"
         self._run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.log_path), "-o", options, "-w", "start"
         )
-        return self
-
-    def stop(self) -> None:
-        if (self.data / "postmaster.pid").exists():
-            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
@@ -219,11 +242,11 @@ class ServiceProcess:
         workdir = Path(tempfile.mkdtemp(prefix="service-"))
         env = {
             **os.environ,
+            "LOG_LEVEL": "warning",
             **env,
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
             "PYTHONPATH": str(PROJECT_ROOT),
-            "LOG_LEVEL": "warning",
         }
         args = [sys.executable, "-m", "app"]
         self.process = ManagedProcess("service", args, workdir, env=env, cwd=workdir)

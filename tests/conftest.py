@@ -2,7 +2,8 @@
 in-process clients with their own settings.
 
 Service keys available to every test (see `KEYS`): `admin` (all scopes), `reader`
-(`rooms:read`), `issuer` (`tokens:issue`), `events` (`webhooks:read`), `nobody` (none).
+(`rooms:read`), `issuer` (`tokens:issue`), `events` (`webhooks:read`), `nobody` (none),
+`minter` (`tokens:admin`), `room-writer` (`rooms:write`).
 Use `auth("reader")` for the header.
 """
 
@@ -33,6 +34,8 @@ KEYS: dict[str, tuple[str, list[str]]] = {
     "issuer": (secrets.token_urlsafe(32), ["tokens:issue"]),
     "events": (secrets.token_urlsafe(32), ["webhooks:read"]),
     "nobody": (secrets.token_urlsafe(32), []),
+    "minter": (secrets.token_urlsafe(32), ["tokens:admin"]),
+    "room-writer": (secrets.token_urlsafe(32), ["rooms:write"]),
 }
 
 

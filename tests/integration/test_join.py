@@ -51,7 +51,7 @@ async def test_expired_token_is_refused_by_the_server(app_client, livekit_server
             response = await http.post(
                 "/v1/tokens",
                 json={"identity": "late", "video": {"room": "expired-room", "room_join": True}},
-                headers=auth("issuer"),
+                headers=auth("minter"),
             )
     assert response.status_code == 201
     token = response.json()

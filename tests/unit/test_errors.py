@@ -254,7 +254,7 @@ async def test_an_unreadable_body_is_400_malformed_json(app_client, body):
         response = await http.post(
             "/v1/tokens",
             content=body,
-            headers={"content-type": "application/json", **auth("issuer")},
+            headers={"content-type": "application/json", **auth("minter")},
         )
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/problem+json"
@@ -266,7 +266,7 @@ async def test_an_unreadable_body_is_400_malformed_json(app_client, body):
 async def test_a_valid_json_body_that_breaks_the_schema_is_422_with_errors(app_client):
     async with app_client(UNUSED_LIVEKIT) as http:
         response = await http.post(
-            "/v1/tokens", json={"ttl_seconds": "soon"}, headers=auth("issuer")
+            "/v1/tokens", json={"ttl_seconds": "soon"}, headers=auth("minter")
         )
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"

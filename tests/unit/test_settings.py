@@ -14,7 +14,9 @@ STRONG = "s" * 40
 
 def make(monkeypatch, **env: str) -> Settings:
     for name in list(__import__("os").environ):
-        if name.startswith(("LIVEKIT_", "SERVICE_KEYS", "TOKEN_POLICY", "APP_ENV")):
+        if name.startswith(
+            ("LIVEKIT_", "SERVICE_KEYS", "TOKEN_POLICY", "APP_ENV", "DATABASE_", "RATE_LIMIT")
+        ):
             monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -27,6 +29,8 @@ def production(**extra: str) -> dict[str, str]:
         "LIVEKIT_URL": "wss://example.livekit.cloud",
         "LIVEKIT_API_KEY": "APIprod",
         "LIVEKIT_API_SECRET": STRONG,
+        "DATABASE_URL": "sqlite+aiosqlite:////var/lib/control-plane/events.db",
+        "RATE_LIMIT_STORAGE_URL": "redis://redis:6379/0",
         **extra,
     }
 
@@ -62,7 +66,7 @@ def test_production_without_policy_allows_no_anonymous_caller(monkeypatch):
 def test_development_defaults(monkeypatch):
     settings = make(monkeypatch)
     assert settings.is_development
-    assert settings.database_url == "sqlite+aiosqlite:///./data/events.db"
+    assert settings.database_url.get_secret_value() == "sqlite+aiosqlite:///./data/events.db"
     assert settings.livekit_timeout_seconds == 5
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
     assert settings.effective_token_policy.anonymous is not None
@@ -94,3 +98,94 @@ def test_service_keys_and_policy_from_files(monkeypatch, tmp_path):
 def test_malformed_webhook_keys_are_refused(monkeypatch):
     with pytest.raises(ValidationError, match="key:secret"):
         make(monkeypatch, LIVEKIT_WEBHOOK_KEYS="no-colon-here")
+
+
+# --- configuration errors never print a secret; production fails closed -------------------
+
+SECRET = "Sup3r-s3cret-value-that-must-not-leak-0123456789"
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"LIVEKIT_WEBHOOK_KEYS": f"k1:ok-secret,{SECRET}"},
+        {"LIVEKIT_WEBHOOK_KEYS": SECRET},
+        {"SERVICE_KEYS": json.dumps([{"name": "ops", "key": SECRET, "scopes": ["nope"]}])},
+        {"SERVICE_KEYS": f'[{{"name": "ops", "key": "{SECRET}"'},
+        {"SERVICE_KEYS": json.dumps([{"name": "", "key": SECRET}])},
+        {"DATABASE_URL": f"postgres//user:{SECRET}@db/events"},
+        {"TOKEN_POLICY": json.dumps({"end_users": {"hs256_secret": SECRET, "jwks_url": "x"}})},
+        {"TOKEN_POLICY": json.dumps({"end_users": {"hs256_secret": SECRET, "rule": {}}})},
+    ],
+    ids=["webhook-keys-item", "webhook-keys-bare", "service-key-scope", "service-keys-cut",
+         "service-key-name", "database-url", "policy-two-sources", "policy-no-rooms"],
+)  # fmt: skip
+def test_a_configuration_error_names_the_setting_never_the_secret(monkeypatch, env):
+    with pytest.raises(ValidationError) as error:
+        make(monkeypatch, **env)
+    message = str(error.value)
+    assert SECRET not in message and SECRET[:12] not in message
+    assert next(iter(env)).lower() in message.lower()  # the setting is named
+
+
+def test_secrets_are_hidden_from_reprs(monkeypatch):
+    keys = json.dumps([{"name": "ops", "key": SECRET, "scopes": ["admin"]}])
+    settings = make(
+        monkeypatch,
+        LIVEKIT_API_SECRET=SECRET,
+        LIVEKIT_WEBHOOK_KEYS=f"k0:{SECRET}",
+        SERVICE_KEYS=keys,
+        DATABASE_URL=f"postgresql+asyncpg://u:{SECRET}@db/events",
+    )
+    assert SECRET not in repr(settings) and SECRET not in str(settings.model_dump())
+    assert settings.api_secret == SECRET and settings.keyring["k0"] == SECRET
+
+
+HS256_USERS = {"hs256_secret": STRONG, "rule": {"rooms": ["u-*"]}}
+JWKS_USERS = {"jwks_url": "https://idp/jwks", "rule": {"rooms": ["u-*"]}}
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({"DATABASE_URL": "sqlite+aiosqlite:///./data/events.db"}, "relative SQLite path"),
+        ({"DATABASE_URL": "sqlite+aiosqlite:///events.db"}, "relative SQLite path"),
+        ({"RATE_LIMIT_STORAGE_URL": None}, "RATE_LIMIT_STORAGE_URL must be set explicitly"),
+        (
+            {"TOKEN_POLICY": json.dumps({"end_users": {**HS256_USERS}})},
+            "needs both issuer and audience",
+        ),
+        (
+            {"TOKEN_POLICY": json.dumps({"end_users": {**JWKS_USERS, "issuer": "https://idp"}})},
+            "needs both issuer and audience",
+        ),
+    ],
+    ids=["relative-sqlite", "bare-sqlite", "implicit-memory-rate-limits", "hs256-no-iss-aud",
+         "jwks-no-aud"],
+)  # fmt: skip
+def test_production_refuses_what_fails_open(monkeypatch, extra, named):
+    env = production(**{k: v for k, v in extra.items() if v is not None})
+    for name in [k for k, v in extra.items() if v is None]:
+        env.pop(name)
+    with pytest.raises(ValidationError, match=named) as error:
+        make(monkeypatch, **env)
+    if "RATE_LIMIT" in named:
+        assert "replica" in str(error.value)  # says why the service cannot tell
+
+
+def test_production_accepts_explicit_memory_rate_limits_and_complete_end_user_settings(
+    monkeypatch,
+):
+    policy = {
+        "end_users": {
+            "hs256_secret": STRONG,
+            "issuer": "https://idp.example",
+            "audience": "control-plane",
+            "rule": {"rooms": ["user-{identity}-*"]},
+        }
+    }
+    settings = make(
+        monkeypatch,
+        **production(RATE_LIMIT_STORAGE_URL="memory://", TOKEN_POLICY=json.dumps(policy)),
+    )
+    assert settings.rate_limit_storage_url == "memory://"

@@ -100,9 +100,9 @@ async def test_service_key_401_and_403(http):
     assert_problem(response, 401, "invalid_service_key")
     response = await http.post("/v1/tokens", json={"identity": "x"}, headers=auth("reader"))
     problem = assert_problem(response, 403, "missing_scope")
-    assert "tokens:issue" in problem["detail"]
+    assert "tokens:admin" in problem["detail"]
     response = await http.post(
-        "/v1/tokens", json={"identity": "x", "ttl_seconds": 60}, headers=auth("issuer")
+        "/v1/tokens", json={"identity": "x", "ttl_seconds": 60}, headers=auth("minter")
     )
     assert response.status_code == 201 and response.headers["cache-control"] == "no-store"
     assert response.json()["identity"] == "x"
@@ -111,7 +111,7 @@ async def test_service_key_401_and_403(http):
 
 
 async def test_full_token_ttl_over_cap_is_422(http):
-    response = await http.post("/v1/tokens", json={"ttl_seconds": 10**6}, headers=auth("issuer"))
+    response = await http.post("/v1/tokens", json={"ttl_seconds": 10**6}, headers=auth("minter"))
     assert_problem(response, 422, "validation_failed")
 
 
@@ -119,11 +119,11 @@ async def test_introspect_round_trip(http):
     minted = await http.post(
         "/v1/tokens",
         json={"identity": "svc", "video": {"room": "r", "room_join": True, "room_admin": True}},
-        headers=auth("issuer"),
+        headers=auth("minter"),
     )
     token = minted.json()["token"]
     response = await http.post(
-        "/v1/tokens/introspect", json={"token": token}, headers=auth("issuer")
+        "/v1/tokens/introspect", json={"token": token}, headers=auth("minter")
     )
     body = response.json()
     assert body["valid"] is True and body["identity"] == "svc" and body["issuer"] == API_KEY
@@ -137,13 +137,13 @@ async def test_introspect_round_trip(http):
     minted = await http.post("/v1/token", json={"roomConfig": {"agents": [{"agentName": "a1"}]}})
     token = minted.json()["participant_token"]
     response = await http.post(
-        "/v1/tokens/introspect", json={"token": token}, headers=auth("issuer")
+        "/v1/tokens/introspect", json={"token": token}, headers=auth("minter")
     )
     assert response.json()["room_config"] == {"agents": [{"agent_name": "a1"}]}
 
     forged = jwt.encode({"iss": API_KEY, "sub": "svc", "exp": 9999999999}, "wrong" * 8)
     response = await http.post(
-        "/v1/tokens/introspect", json={"token": forged}, headers=auth("issuer")
+        "/v1/tokens/introspect", json={"token": forged}, headers=auth("minter")
     )
     assert response.json() == {
         "valid": False,
@@ -179,7 +179,13 @@ async def test_rate_limit_per_caller(app_client):
 
 async def test_end_user_hs256(app_client):
     secret = "h" * 40
-    policy = {"end_users": {"hs256_secret": secret, "issuer": "https://idp.example"}}
+    policy = {
+        "end_users": {
+            "hs256_secret": secret,
+            "issuer": "https://idp.example",
+            "rule": {"rooms": ["*"]},
+        }
+    }
     async with app_client(UNUSED_LIVEKIT, token_policy=policy) as http:
         user = jwt.encode(
             {"sub": "user-7", "iss": "https://idp.example", "exp": int(time.time()) + 60}, secret
@@ -204,7 +210,12 @@ async def test_end_user_jwks(app_client):
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key()))
     jwks = {"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}]}
-    policy = {"end_users": {"jwks_url": "https://idp.example/.well-known/jwks.json"}}
+    policy = {
+        "end_users": {
+            "jwks_url": "https://idp.example/.well-known/jwks.json",
+            "rule": {"rooms": ["*"]},
+        }
+    }
     with respx.mock(assert_all_called=True) as idp:
         route = idp.get("https://idp.example/.well-known/jwks.json").mock(Response(200, json=jwks))
         async with app_client(UNUSED_LIVEKIT, token_policy=policy) as http:

@@ -1,0 +1,72 @@
+"""Logging of the whole process through structlog: JSON lines in production, readable text
+in development (`LOG_FORMAT` overrides), at `LOG_LEVEL`.
+
+`configure_logging(settings)` routes the standard library's loggers (the app's
+`logging.getLogger(__name__)`, uvicorn's, SQLAlchemy's ...) through structlog's
+`ProcessorFormatter`, so every line has the same shape: `timestamp`, `level`, `logger`,
+`event` and the line's own fields (`extra={...}`). Tracebacks are rendered as plain text,
+never with local variables (they could hold secrets). uvicorn's own access log is off:
+`app.middleware.RequestContextMiddleware` writes one access line per request instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+from app.settings import Settings
+
+#: The logger of the per-request access lines.
+ACCESS_LOGGER = "app.access"
+
+
+def configure_logging(settings: Settings) -> None:
+    """Send every standard-library log record to stderr as one structlog-rendered line, at
+    `settings.log_level` (`debug`, `info`, `warning` ...)."""
+    json_lines = (settings.log_format or ("text" if settings.is_development else "json")) == "json"
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        _drop_color_message,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Any
+    if json_lines:
+        final: list[Any] = [structlog.processors.format_exc_info]
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        final = []
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final, renderer],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+    logging.getLogger("uvicorn.access").disabled = True
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+def _drop_color_message(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """uvicorn passes a terminal-coloured copy of some messages as `color_message`."""
+    event.pop("color_message", None)
+    return event

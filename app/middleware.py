@@ -1,0 +1,332 @@
+"""The ASGI layers every request passes before a route (part of the app's HTTP assembly,
+like `app.main`). From the outside in:
+
+1. `RequestContextMiddleware`: the request id (`X-Request-ID`: the caller's when it is 1 to
+   128 visible ASCII characters, else a new UUID), one access log line and the Prometheus
+   metrics per request, and the last resort for an exception nobody expected: a
+   problem+json `500 internal_error` carrying the request id (never a trace or a secret),
+   logged with its traceback and counted in `/metrics`;
+2. `HeaderLimitMiddleware`: more than `MAX_HEADERS` header fields, one field over
+   `MAX_HEADER_BYTES`, or all of them over `MAX_HEADER_BLOCK_BYTES` is `431`;
+3. `EarlyAuthMiddleware`: a request to a route that needs a service key, without a
+   configured one, is `401` before its body is read (FastAPI reads a JSON body before it
+   runs a route's dependencies); so is a credential-less request to `/v1/token` when the
+   token policy admits no anonymous callers, and an unsigned webhook;
+4. `BodyLimitMiddleware`: a body over `MAX_BODY_BYTES` is `413`, on the declared
+   `Content-Length` before anything is read, else as soon as the bytes received pass it.
+   (FastAPI's own `max_body_size` sits outside every user middleware, so it would refuse
+   before authentication, and outside CORS; it also answers text/plain in places.)
+
+Each answers with a plain ASGI response (`send_problem`), so an outer middleware (CORS)
+adds its headers to these answers as to any other.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import structlog
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app import metrics
+from app.auth import bearer_credential, find_service_key
+from app.errors import AppError, PayloadTooLarge, Unauthorized
+from app.logs import ACCESS_LOGGER
+from app.webhooks import SIGNATURE_INVALID
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger(ACCESS_LOGGER)
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://docs.livekit-control-plane.dev/problems/"
+REQUEST_ID_HEADER = "X-Request-ID"
+#: Longest `X-Request-ID` echoed (contract: 1 to 128 visible ASCII characters).
+MAX_REQUEST_ID_LENGTH = 128
+
+#: Largest request body (contract: Conventions), bytes.
+MAX_BODY_BYTES = 1024 * 1024
+#: Most header fields in one request.
+MAX_HEADERS = 100
+#: Longest single header field (name and value), bytes.
+MAX_HEADER_BYTES = 16 * 1024
+#: Longest header block (every name and value), bytes.
+MAX_HEADER_BLOCK_BYTES = 64 * 1024
+
+
+class HeaderFieldsTooLarge(AppError):
+    """431: too many header fields, or one too long (RFC 6585 §5)."""
+
+    status, code, title = 431, "header_fields_too_large", "Request header fields too large"
+
+
+class InternalError(AppError):
+    """500: an exception nobody expected; the detail never says more than this."""
+
+
+def problem_document(error: AppError, request_id: str | None) -> dict[str, Any]:
+    """`error` as an RFC 9457 problem document (`type`, `title`, `status`, `detail`,
+    `code`, `request_id` and the error's `extra` members)."""
+    return {
+        "type": f"{PROBLEM_TYPE_BASE}{error.code}",
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
+        "code": error.code,
+        "request_id": request_id,
+        **error.extra,
+    }
+
+
+async def send_problem(scope: Scope, send: Send, error: AppError) -> None:
+    """Answer the request with `error` as `application/problem+json` (plain ASGI)."""
+    request_id = scope.get("state", {}).get("request_id")
+    body = json.dumps(problem_document(error, request_id), ensure_ascii=False).encode()
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+        *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()),
+    ]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def valid_request_id(given: bytes) -> bool:
+    """True for 1 to `MAX_REQUEST_ID_LENGTH` visible ASCII characters (0x21 to 0x7E)."""
+    return 0 < len(given) <= MAX_REQUEST_ID_LENGTH and all(0x21 <= b <= 0x7E for b in given)
+
+
+class RequestContextMiddleware:
+    """Request id, access log line, metrics and the last-resort 500 (see the module doc).
+
+    The access line (logger `app.access`, INFO) carries `method`, `route` (the template,
+    e.g. `/v1/rooms/{room}`), `status`, `duration_ms`, `caller` (a service key's name, a
+    token caller's kind and name, or null) and `request_id`.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
+        request_id = given.decode("ascii") if valid_request_id(given) else str(uuid.uuid4())
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        started = time.perf_counter()
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER.lower().encode(), request_id.encode("ascii")))
+                message["headers"] = headers
+                seconds = time.perf_counter() - started
+                metrics.observe(scope["method"], _route(scope), status, seconds)
+            await send(message)
+
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            metrics.UNHANDLED.labels(exc.__class__.__name__).inc()
+            log.exception("unhandled %s", exc.__class__.__name__, extra={"request_id": request_id})
+            if status == 0:
+                error = InternalError("an unexpected error occurred; quote the request_id")
+                await send_problem(scope, send_with_id, error)
+        finally:
+            access_log.info(
+                "%s %s %s",
+                scope["method"],
+                _route(scope),
+                status,
+                extra={
+                    "method": scope["method"],
+                    "route": _route(scope),
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                    "caller": state.get("caller"),
+                    "request_id": request_id,
+                },
+            )
+            structlog.contextvars.unbind_contextvars("request_id")
+
+
+def _route(scope: Scope) -> str:
+    """The matched route's template, or `unmatched` (never the raw path: unbounded labels)."""
+    return str(getattr(scope.get("route"), "path", "unmatched"))
+
+
+class HeaderLimitMiddleware:
+    """431 for more than `MAX_HEADERS` fields, a field over `MAX_HEADER_BYTES`, or a block
+    over `MAX_HEADER_BLOCK_BYTES` (whichever HTTP parser uvicorn runs; see the README)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            problem = _header_problem(scope["headers"])
+            if problem:
+                await send_problem(scope, send, HeaderFieldsTooLarge(problem))
+                return
+        await self.app(scope, receive, send)
+
+
+def _header_problem(headers: list[tuple[bytes, bytes]]) -> str | None:
+    if len(headers) > MAX_HEADERS:
+        return f"{len(headers)} header fields; at most {MAX_HEADERS} are accepted"
+    total = 0
+    for name, value in headers:
+        size = len(name) + len(value)
+        if size > MAX_HEADER_BYTES:
+            shown = name[:64].decode("latin-1")
+            return f"the header {shown!r} is over {MAX_HEADER_BYTES} bytes"
+        total += size
+    if total > MAX_HEADER_BLOCK_BYTES:
+        return f"the header fields are over {MAX_HEADER_BLOCK_BYTES} bytes in all"
+    return None
+
+
+class EarlyAuthMiddleware:
+    """401 before the body is read for a route that needs a service key (its dependencies
+    include `app.deps.get_caller`) presented without a configured key, and for a route
+    that reads `Authorization` itself (LiveKit's webhooks) presented without one. The
+    route's own dependency still decides scopes (403)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._needs: dict[int, str | None] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            error = self._refusal(scope)
+            if error is not None:
+                await send_problem(scope, send, error)
+                return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> Unauthorized | None:
+        app = scope.get("app")
+        if app is None:
+            return None
+        for route in _routes(app.router.routes):
+            match, _ = route.matches(scope)
+            if match == Match.FULL:
+                break
+        else:
+            return None
+        needs = self._needs.get(id(route))
+        if id(route) not in self._needs:
+            needs = self._needs[id(route)] = _credential_needed(route)
+        if needs is None:
+            return None
+        scope["route"] = route  # the access line and metrics name the route of a refusal
+        authorization = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+        text = authorization.decode("latin-1")
+        if needs == "token_caller":  # /v1/token: a credential, unless anonymous callers may
+            anonymous = app.state.settings.effective_token_policy.anonymous is not None
+            if anonymous or text.strip():
+                return None
+            return Unauthorized("a service key or an end-user token is required")
+        if needs == "authorization":  # LiveKit's webhooks: the signature is checked later
+            if text.strip():
+                return None
+            return Unauthorized("webhook refused: no Authorization header", code=SIGNATURE_INVALID)
+        credential = bearer_credential(text)
+        if credential is None:
+            return Unauthorized("a service key is required: Authorization: Bearer <key>")
+        if find_service_key(credential, app.state.settings.service_keys) is None:
+            return Unauthorized("unknown service key", code="invalid_service_key")
+        return None
+
+
+def _routes(routes: list[Any]) -> Iterator[Any]:
+    """Every route, those of included routers too (FastAPI keeps an included router as one
+    entry holding the `original_router`)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _routes(inner.routes)
+        else:
+            yield route
+
+
+def _credential_needed(route: Any) -> str | None:
+    """`service_key` when `route` depends on `app.deps.get_caller`, `token_caller` when on
+    `app.deps.get_token_caller`, `authorization` when it reads the Authorization header
+    itself, else None."""
+    from app.deps import get_caller, get_token_caller  # deps imports the app's services
+
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return None
+    stack = [dependant]
+    while stack:
+        current = stack.pop()
+        if current.call is get_caller:
+            return "service_key"
+        if current.call is get_token_caller:
+            return "token_caller"
+        stack.extend(current.dependencies)
+    if any(p.alias.lower() == "authorization" for p in dependant.header_params):
+        return "authorization"
+    return None
+
+
+class BodyLimitMiddleware:
+    """413 for a body over `MAX_BODY_BYTES`: at once on a larger `Content-Length`, else when
+    the received bytes pass it (the route's response is then replaced by the 413)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            await send_problem(scope, send, _too_large())
+            return
+        received = 0
+        over = False
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, over
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > MAX_BODY_BYTES:
+                    over = True
+                    return {"type": "http.disconnect"}  # the app stops reading
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if over:
+                return  # whatever the app answers to the cut body, the answer is 413
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not over:
+                raise
+        if over and not started:
+            await send_problem(scope, send, _too_large())
+
+
+def _too_large() -> PayloadTooLarge:
+    return PayloadTooLarge(f"the request body is over {MAX_BODY_BYTES} bytes")

@@ -1,0 +1,56 @@
+"""Rate limits in a real Redis, and what `/v1/token` does when that Redis stops: it keeps
+serving, counting in this process's memory (still limited), and says so in the log."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+
+import app.ratelimits
+from tests.components import LocalRedis
+
+UNUSED_LIVEKIT = "http://127.0.0.1:9"
+
+
+@pytest.fixture
+def redis():
+    """A Redis of this test's own, which it stops."""
+    server = LocalRedis().start()
+    yield server
+    server.stop()
+
+
+async def test_token_endpoint_falls_back_to_memory_when_redis_stops(
+    app_client, redis, caplog, monkeypatch
+):
+    monkeypatch.setattr(app.ratelimits, "RETRY_PRIMARY_SECONDS", 0.5)
+    policy = {"anonymous": {"rate_limit": "3/minute"}}
+    async with app_client(
+        UNUSED_LIVEKIT,
+        token_policy=policy,
+        rate_limit_storage_url=f"redis://{redis.address}/0",
+    ) as http:
+        statuses = [(await http.post("/v1/token")).status_code for _ in range(4)]
+        assert statuses == [201, 201, 201, 429]  # counted in Redis
+        assert not http.app.state.rate_limiter.degraded
+
+        redis.stop()
+        with caplog.at_level(logging.WARNING, logger="app.ratelimits"):
+            statuses = [(await http.post("/v1/token")).status_code for _ in range(4)]
+        # still serving, and still limited: the fallback counts in memory
+        assert statuses == [201, 201, 201, 429]
+        assert http.app.state.rate_limiter.degraded
+        assert any("rate-limit storage unavailable" in r.getMessage() for r in caplog.records)
+
+        # Redis back (empty: it keeps nothing on disk): counting returns to it
+        redis.start()
+        deadline = time.monotonic() + 60
+        while http.app.state.rate_limiter.degraded:
+            assert time.monotonic() < deadline, "the limiter never went back to Redis"
+            await asyncio.sleep(0.2)
+        statuses = [(await http.post("/v1/token")).status_code for _ in range(4)]
+        assert statuses == [201, 201, 201, 429]
+        assert not http.app.state.rate_limiter.degraded
