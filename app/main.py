@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
@@ -33,7 +34,7 @@ from app.livekit import LiveKit
 from app.settings import Settings, get_settings
 from app.store import Store, run_periodically
 from app.webhooks import RETENTION_INTERVAL_SECONDS, purge_expired_events
-from routers import dispatch, health, rooms, tokens, webhooks
+from routers import console, dispatch, health, rooms, sessions, tokens, webhooks, whoami
 from schemas.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -107,10 +108,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    for module in (health, tokens, rooms, dispatch, webhooks):
+    for module in (health, tokens, rooms, dispatch, webhooks, sessions, whoami, console):
         app.include_router(module.router)
     _document_problems(app)
+    _add_cors(app, app.state.settings)
     return app
+
+
+#: What a browser page may send and read (contract: Conventions, Browsers).
+CORS_ALLOW_HEADERS = ("Content-Type", "Authorization", "Idempotency-Key", "Last-Event-ID")
+CORS_EXPOSE_HEADERS = (REQUEST_ID_HEADER, "Retry-After", "Idempotent-Replayed")
+CORS_MAX_AGE_SECONDS = 600
+
+
+def _add_cors(app: FastAPI, settings: Settings) -> None:
+    """Starlette's `CORSMiddleware` for `CORS_ALLOW_ORIGINS`, outermost of all, around
+    Starlette's own `ServerErrorMiddleware` too, so that every response to an allowed origin
+    carries `Access-Control-Allow-Origin`, a 500 included. Preflights (`OPTIONS` with
+    `Access-Control-Request-Method`) are answered by the middleware: 200 for an allowed
+    origin, method and headers, 400 otherwise (Fetch standard, CORS protocol)."""
+    origins = settings.effective_cors_origins
+    if not origins:
+        return
+    build = app.build_middleware_stack
+
+    def build_with_cors() -> ASGIApp:
+        return CORSMiddleware(
+            build(),
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=list(CORS_ALLOW_HEADERS),
+            expose_headers=list(CORS_EXPOSE_HEADERS),
+            max_age=CORS_MAX_AGE_SECONDS,
+        )
+
+    app.build_middleware_stack = build_with_cors  # type: ignore[method-assign]
 
 
 def _document_problems(app: FastAPI) -> None:

@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
+    cors_allow_origins: Annotated[list[str] | None, NoDecode] = None
 
     @field_validator("livekit_webhook_keys", mode="before")
     @classmethod
@@ -76,6 +77,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"expected key:secret pairs, got {item.split(':')[0]!r}:…")
             pairs[key] = secret
         return pairs
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: Any) -> Any:
+        """`https://a.example,https://b.example` (or `*`) -> a list; blank entries dropped."""
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
 
     @field_validator("service_keys", mode="before")
     @classmethod
@@ -144,6 +153,13 @@ class Settings(BaseSettings):
     def keyring(self) -> dict[str, str]:
         """Every accepted API key -> secret: the main pair plus LIVEKIT_WEBHOOK_KEYS."""
         return {**self.livekit_webhook_keys, self.api_key: self.api_secret}
+
+    @property
+    def effective_cors_origins(self) -> list[str]:
+        """CORS_ALLOW_ORIGINS, else `["*"]` in development and none in production."""
+        if self.cors_allow_origins is not None:
+            return self.cors_allow_origins
+        return ["*"] if self.is_development else []
 
     @property
     def effective_token_policy(self) -> TokenPolicy:
