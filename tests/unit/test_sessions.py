@@ -54,29 +54,34 @@ def egress(event_id: str, kind: str, offset: int, room_sid: str, room: str, stat
 def life(room_sid: str = "RM_life", room: str = "standup", ended: bool = True) -> list[dict]:
     """alice joins, publishes a microphone and a camera, drops, reconnects and leaves; bob
     joins and leaves; an egress records part of it; the room finishes."""
-    p = room_sid
+
+    def ev(number: int, kind: str, offset: int, **extra) -> dict:
+        return event(f"{room_sid}-{number}", kind, offset, room_sid, room, **extra)
+
+    def eg(number: int, kind: str, offset: int, status: str) -> dict:
+        return egress(f"{room_sid}-{number}", kind, offset, room_sid, room, status)
+
+    alice1 = participant("PA_a1", "alice", 1, "Alice")
+    alice2 = participant("PA_a2", "alice", 22, "Alice B.")
+    bob = participant("PA_b1", "bob", 5)
     events = [
-        event(f"{p}-1", "room_started", 0, room_sid, room),
-        event(f"{p}-2", "participant_joined", 1, room_sid, room, **participant("PA_a1", "alice", 1, "Alice")),
-        event(f"{p}-3", "participant_joined", 5, room_sid, room, **participant("PA_b1", "bob", 5)),
-        event(f"{p}-4", "track_published", 6, room_sid, room,
-              **participant("PA_a1", "alice", 1, "Alice"), track={"sid": "TR_1", "source": "MICROPHONE"}),
-        egress(f"{p}-5", "egress_started", 12, room_sid, room, "EGRESS_STARTING"),
-        egress(f"{p}-6", "egress_updated", 13, room_sid, room, "EGRESS_ACTIVE"),
-        event(f"{p}-7", "participant_connection_aborted", 20, room_sid, room,
-              **participant("PA_a1", "alice", 1, "Alice")),
-        event(f"{p}-8", "participant_joined", 22, room_sid, room, **participant("PA_a2", "alice", 22, "Alice B.")),
-        event(f"{p}-9", "track_published", 23, room_sid, room,
-              **participant("PA_a2", "alice", 22, "Alice B."), track={"sid": "TR_2", "source": "CAMERA"}),
-        event(f"{p}-10", "participant_left", 30, room_sid, room, **participant("PA_b1", "bob", 5)),
-    ]  # fmt: skip
+        ev(1, "room_started", 0),
+        ev(2, "participant_joined", 1, **alice1),
+        ev(3, "participant_joined", 5, **bob),
+        ev(4, "track_published", 6, **alice1, track={"sid": "TR_1", "source": "MICROPHONE"}),
+        eg(5, "egress_started", 12, "EGRESS_STARTING"),
+        eg(6, "egress_updated", 13, "EGRESS_ACTIVE"),
+        ev(7, "participant_connection_aborted", 20, **alice1),
+        ev(8, "participant_joined", 22, **alice2),
+        ev(9, "track_published", 23, **alice2, track={"sid": "TR_2", "source": "CAMERA"}),
+        ev(10, "participant_left", 30, **bob),
+    ]
     if ended:
         events += [
-            egress(f"{p}-11", "egress_ended", 50, room_sid, room, "EGRESS_COMPLETE"),
-            event(f"{p}-12", "participant_left", 60, room_sid, room,
-                  **participant("PA_a2", "alice", 22, "Alice B.")),
-            event(f"{p}-13", "room_finished", 70, room_sid, room),
-        ]  # fmt: skip
+            eg(11, "egress_ended", 50, "EGRESS_COMPLETE"),
+            ev(12, "participant_left", 60, **alice2),
+            ev(13, "room_finished", 70),
+        ]
     return events
 
 
