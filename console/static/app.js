@@ -105,8 +105,8 @@ function show(tab) {
     roomsTimer = setInterval(loadRooms, ROOMS_REFRESH_MS);
   } else if (tab === "sessions") {
     loadSessions(false);
-  } else if (tab === "events") {
-    loadEvents(false);
+  } else if (tab === "events" && !stopTail) {
+    loadEvents(false); // with the live tail on, the tail keeps the list current
   }
 }
 
@@ -235,7 +235,7 @@ async function openSession(id) {
           const right = percent(c.left_at ?? new Date(end).toISOString());
           const width = `calc(${right} - ${left})`;
           return h("span", {
-            class: c.left_at ? "bar" : "bar open",
+            class: c.left_at ? "segment" : "segment open",
             style: `left:${left};width:${width}`,
             title: `${c.participant_sid}: ${time(c.joined_at)} → ${c.left_at ? time(c.left_at) : "now"}`,
           });
