@@ -15,16 +15,18 @@ WEBHOOK_RETENTION_DAYS). A session with any event received before that cutoff is
 whole, and once its `room_started` is gone it is never listed again, so a session never
 shows a history cut short by the purge.
 
-Cost (see `bench/sessions.py`): a page reads the page's `room_started` rows (index on
-`event, created_at`, migration 0003) and then the session events of those rooms by
-`room_name` (index `room_name, seq`); no table beyond the event store is written, and the
-event insert path is unchanged.
+Cost (`python -m bench.sessions`): a page reads its `room_started` rows (index on
+`event, created_at`, migration 0003), then the events of those rooms by `room_name` (index
+`room_name, seq`), and parses only the fields a session reads of the events whose body
+names one of the page's sids. No table beyond the event store is written and the event
+insert path is untouched; the price is paid on read (see bench/README.md).
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -60,8 +62,9 @@ SESSION_EVENTS = (ROOM_STARTED, ROOM_FINISHED, JOINED, *LEFT, TRACK_PUBLISHED, *
 #: How far before its room's `created_at` a session's events are looked for (seconds):
 #: LiveKit stamps events in whole seconds, on several nodes.
 CLOCK_SLACK = dt.timedelta(seconds=60)
-#: `room_started` rows read per query while filling a page.
-SCAN_BATCH = 100
+#: Fewest `room_started` rows read per query while filling a page (more when a filter such
+#: as `active` leaves a batch short).
+MIN_SCAN_BATCH = 20
 
 #: The list's scan: `room_started` rows by time (created by migration 0003).
 anchor_index = sa.Index(
@@ -84,6 +87,30 @@ _SOURCES = {
 }
 
 
+def _spellings(parent: Any, names: Iterable[str]) -> frozenset[str]:
+    """Each field `names` of the message field `parent` (a protobuf `FieldDescriptor`) as
+    protojson may spell it: proto name and lowerCamelCase."""
+    message = parent.message_type
+    assert message is not None
+    fields = [message.fields_by_name[name] for name in names]
+    return frozenset(name for f in fields for name in (f.name, f.json_name))
+
+
+#: The WebhookEvent fields a session is built from, by message field (both spellings).
+_READ_FIELDS = {
+    "room": ("sid", "name", "creation_time", "creation_time_ms"),
+    "participant": ("sid", "identity", "name", "joined_at", "joined_at_ms"),
+    "track": ("source",),
+    "egress_info": ("egress_id", "room_id", "room_name", "status", "started_at", "ended_at"),
+}
+_EVENT_FIELDS = WebhookEvent.DESCRIPTOR.fields_by_name
+_READ = {
+    spelling: _spellings(_EVENT_FIELDS[field], names)
+    for field, names in _READ_FIELDS.items()
+    for spelling in (field, _EVENT_FIELDS[field].json_name)
+}
+
+
 @dataclass(frozen=True)
 class StoredSessionEvent:
     """One stored event as the fold sees it: LiveKit's `id` and `event`, its `created_at`
@@ -97,8 +124,15 @@ class StoredSessionEvent:
 
     @classmethod
     def from_row(cls, row: Any) -> StoredSessionEvent:
-        """A `webhook_events` row (needs `id, event, created_at, received_at, body`)."""
-        payload = json_format.Parse(row.body, WebhookEvent(), ignore_unknown_fields=True)
+        """A `webhook_events` row (needs `id, event, created_at, received_at, body`); only
+        the fields a session reads (`_READ`) are parsed, by protobuf's JSON parser."""
+        data = json.loads(row.body)
+        picked = {
+            key: {k: v for k, v in value.items() if k in _READ[key]}
+            for key, value in data.items()
+            if key in _READ and isinstance(value, dict)
+        }
+        payload = json_format.ParseDict(picked, WebhookEvent(), ignore_unknown_fields=True)
         return cls(row.id, row.event, row.created_at, row.received_at, payload)
 
     @property
@@ -401,19 +435,29 @@ async def _anchors(
         return list((await session.execute(statement)).all())
 
 
-async def _room_events(
-    store: Store, room_names: Sequence[str], since: dt.datetime
+async def _session_events(
+    store: Store, anchors: Sequence[tuple[str, str]], since: dt.datetime
 ) -> list[StoredSessionEvent]:
-    """The session events of rooms named `room_names` created at or after `since`."""
+    """The session events of `anchors` ((session id, room name) pairs) created at or after
+    `since`. Rows are read by room name; only those whose body contains one of the room's
+    session ids (a sid appears verbatim in every event of its session) are parsed, and
+    `SessionFold.add` checks the parsed sid exactly."""
+    wanted: dict[str, set[str]] = {}
+    for session_id, room_name in anchors:
+        wanted.setdefault(room_name, set()).add(session_id)
     table = webhook_events
     statement = sa.select(*_COLUMNS).where(
-        table.c.room_name.in_(sorted(set(room_names))),
+        table.c.room_name.in_(sorted(wanted)),
         table.c.event.in_(SESSION_EVENTS),
         table.c.created_at >= since,
     )
     async with store.sessions() as session:
         rows = (await session.execute(statement)).all()
-    return [StoredSessionEvent.from_row(row) for row in rows]
+    return [
+        StoredSessionEvent.from_row(row)
+        for row in rows
+        if any(sid in row.body for sid in wanted.get(row.room_name or "", ()))
+    ]
 
 
 def _cutoff(now: dt.datetime, retention_days: int) -> dt.datetime | None:
@@ -430,25 +474,26 @@ async def list_sessions(
     cursor = SessionPageToken.decode(query.page_token) if query.page_token else None
     found: list[tuple[SessionPageToken, SessionSummary]] = []
     listed: set[str] = set()
+    batch = max(query.limit + 1, MIN_SCAN_BATCH)
     with database_errors():
         while len(found) <= query.limit:
-            anchors = await _anchors(store, query, cursor, max(SCAN_BATCH, query.limit + 1))
-            if not anchors:
+            rows = await _anchors(store, query, cursor, batch)
+            if not rows:
                 break
-            cursor = SessionPageToken(anchors[-1].created_at, anchors[-1].id)
-            since = min(row.created_at for row in anchors) - CLOCK_SLACK
-            events = await _room_events(store, [row.room_name or "" for row in anchors], since)
-            folds = fold_sessions(events)
-            for row in anchors:
-                sid = StoredSessionEvent.from_row(row).session_id
-                fold = folds.get(sid)
-                if fold is None or sid in listed or not fold.visible(cutoff):
+            cursor = SessionPageToken(rows[-1].created_at, rows[-1].id)
+            anchors = [(StoredSessionEvent.from_row(row), row) for row in rows]
+            pairs = [(a.session_id, row.room_name or "") for a, row in anchors if a.session_id]
+            since = min(row.created_at for row in rows) - CLOCK_SLACK
+            folds = fold_sessions(await _session_events(store, pairs, since))
+            for anchor, row in anchors:
+                fold = folds.get(anchor.session_id)
+                if fold is None or anchor.session_id in listed or not fold.visible(cutoff):
                     continue
-                listed.add(sid)
+                listed.add(anchor.session_id)
                 summary = fold.summary(now)
                 if query.active is None or query.active == (summary.ended_at is None):
                     found.append((SessionPageToken(row.created_at, row.id), summary))
-            if len(anchors) < max(SCAN_BATCH, query.limit + 1):
+            if len(rows) < batch:
                 break
     page = found[: query.limit]
     token = page[-1][0].encode() if len(found) > query.limit else None
@@ -483,7 +528,8 @@ async def get_session(
         if not anchors:
             raise missing
         since = min(row.created_at for row in anchors) - CLOCK_SLACK
-        events = await _room_events(store, [row.room_name or "" for row in anchors], since)
+        pairs = [(session_id, row.room_name or "") for row in anchors]
+        events = await _session_events(store, pairs, since)
     fold = fold_sessions(events).get(session_id)
     if fold is None or not fold.visible(_cutoff(now, retention_days)):
         raise missing
