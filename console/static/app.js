@@ -9,6 +9,7 @@ let roomsTimer = null;
 let stopTail = null;
 let sessionsToken = null;
 let eventsToken = null;
+const latest = { sessions: 0, events: 0 }; // only the newest request of a list renders
 
 /** An element with attributes and children (strings become text: no HTML is parsed). */
 function h(tag, attributes = {}, ...children) {
@@ -199,8 +200,9 @@ async function loadSessions(more) {
     start: utc(form.get("start")), end: utc(form.get("end")), limit: 50,
     page_token: more ? sessionsToken : "",
   };
+  const request = ++latest.sessions;
   const page = await attempt(() => api("GET", `/v1/sessions${query(params)}`));
-  if (!page) return;
+  if (!page || request !== latest.sessions) return;
   sessionsToken = page.next_page_token;
   $("#sessions-more").hidden = !sessionsToken;
   const rows = page.items.map((s) =>
@@ -266,8 +268,9 @@ function eventFilters() {
 
 async function loadEvents(more) {
   const params = { ...eventFilters(), limit: 50, page_token: more ? eventsToken : "" };
+  const request = ++latest.events;
   const page = await attempt(() => api("GET", `/v1/webhooks/events${query(params)}`));
-  if (!page) return;
+  if (!page || request !== latest.events) return;
   eventsToken = page.next_page_token;
   $("#events-more").hidden = !eventsToken;
   const body = $("#events-table tbody");

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import KEYS
+from tests.conftest import KEYS, auth
 from tests.participants import fetch_token, joined, publish_audio, recorder, wait_for
 
 pytestmark = pytest.mark.integration
@@ -21,7 +21,7 @@ SCREENSHOT = os.environ.get("CONSOLE_SCREENSHOT")
 
 
 async def sign_in(browser, service_url: str, key_name: str):
-    context = await browser.new_context(viewport={"width": 1100, "height": 640})
+    context = await browser.new_context(viewport={"width": 1100, "height": 470})
     page = await context.new_page()
     await page.goto(f"{service_url}/console")
     await page.fill("#key", KEYS[key_name][0])
@@ -88,3 +88,59 @@ async def test_console_removes_a_participant_and_tails_its_departure(
         finally:
             await admin.close()
             await reader.close()
+
+
+async def test_console_shows_session_history_and_a_participant_timeline(
+    browser, client, live_service
+):
+    room_name = f"console-history-{secrets.token_hex(4)}"
+    for identity in ("dave", "erin"):
+        token = await fetch_token(client, room_name, identity)
+        async with joined(token["server_url"], token["participant_token"]) as room:
+            await publish_audio(room)
+            await wait_for(lambda who=identity: _published(client, room_name, who), timeout=30)
+
+    async def both_left() -> bool:
+        response = await client.get(
+            "/v1/sessions", params={"room_name": room_name}, headers=auth("admin")
+        )
+        items = response.json()["items"]
+        return bool(items) and (
+            items[0]["num_participants"],
+            items[0]["num_active_participants"],
+        ) == (2, 0)
+
+    await wait_for(both_left, timeout=60, interval=0.5)
+    context, page = await sign_in(browser, live_service.url, "admin")
+    try:
+        await page.click("#tabs button[data-tab=sessions]")
+        await page.fill("#sessions-filter input[name=room_name]", room_name)
+        await page.click("#sessions-filter button[type=submit]")
+        rows = page.locator("#sessions-table tbody tr")
+        await page.locator(f"#sessions-table tbody tr:has-text('{room_name}')").wait_for()
+        await wait_for(lambda: _count_is(rows, 1), timeout=30)  # the filtered list replaced
+        assert room_name in await rows.first.inner_text()
+        assert "0 / 2" in await rows.first.inner_text()
+        await rows.first.locator("a").click()
+        lanes = page.locator("#timeline .lane")
+        await lanes.first.wait_for()
+        assert [await lane.get_attribute("data-identity") for lane in await lanes.all()] == [
+            "dave",
+            "erin",
+        ]
+        assert "microphone" in await lanes.first.inner_text()
+        assert await page.locator("#timeline .segment").count() == 2
+    finally:
+        await context.close()
+
+
+async def _published(client, room_name: str, identity: str) -> bool:
+    """LiveKit's track_published webhook for `identity` in `room_name` is stored."""
+    params = {"room_name": room_name, "event": "track_published"}
+    params["participant_identity"] = identity
+    events = await client.get("/v1/webhooks/events", params=params, headers=auth("admin"))
+    return bool(events.json()["items"])
+
+
+async def _count_is(locator, count: int) -> bool:
+    return await locator.count() == count
