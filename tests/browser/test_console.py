@@ -5,13 +5,17 @@ the participant from the console and it is disconnected, the live tail shows
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.conftest import KEYS, auth
+from tests.components import LiveService, post_webhooks, webhook_body
+from tests.conftest import KEYS, auth, make_settings
 from tests.participants import fetch_token, joined, publish_audio, recorder, wait_for
 
 pytestmark = pytest.mark.integration
@@ -144,3 +148,85 @@ async def _published(client, room_name: str, identity: str) -> bool:
 
 async def _count_is(locator, count: int) -> bool:
     return await locator.count() == count
+
+
+async def test_console_mutes_updates_dispatches_and_deletes(browser, client, live_service):
+    room_name = f"console-actions-{secrets.token_hex(4)}"
+    token = await fetch_token(client, room_name, "frank")
+    async with joined(token["server_url"], token["participant_token"]) as room:
+        disconnected = recorder(room, "disconnected")
+        publication = await publish_audio(room)
+        context, page = await sign_in(browser, live_service.url, "admin")
+        page.on("dialog", lambda dialog: dialog.accept())  # "Delete room ...?"
+        try:
+            await page.locator(f"#rooms-table tr[data-room='{room_name}'] a").click()
+            frank = page.locator("#participants-table tr[data-identity=frank]")
+            await frank.locator(".track button:text-is('Mute')").click(timeout=30_000)
+            await page.wait_for_selector(f"#status:text-is('muted {publication.sid}')")
+            participant = await client.get(
+                f"/v1/rooms/{room_name}/participants/frank", headers=auth("admin")
+            )
+            assert participant.json()["tracks"][0]["muted"] is True
+
+            await page.fill("#room-metadata", "set from the console")
+            await page.click("#room-metadata-form button")
+            await page.wait_for_selector(f"#status:text-is('metadata of {room_name} updated')")
+            got = await client.get(f"/v1/rooms/{room_name}", headers=auth("admin"))
+            assert got.json()["metadata"] == "set from the console"
+
+            await page.fill("#dispatch-agent", "console-agent")
+            await page.click("#dispatch-form button")
+            await page.wait_for_selector("#status:has-text('dispatched console-agent')")
+            dispatches = await client.get(
+                f"/v1/rooms/{room_name}/dispatches", headers=auth("admin")
+            )
+            assert "console-agent" in [d["agent_name"] for d in dispatches.json()["items"]]
+
+            await page.click("#room-delete")
+            await page.wait_for_selector(f"#status:text-is('deleted {room_name}')")
+            await wait_for(lambda: disconnected, timeout=30)
+            gone = await client.get(f"/v1/rooms/{room_name}", headers=auth("admin"))
+            assert gone.status_code == 404
+        finally:
+            await context.close()
+
+
+async def test_the_live_tail_resumes_after_a_dropped_connection(browser, livekit_server, tmp_path):
+    """The tail's connection is cut (its TCP connections reset with `ss -K`, in the test's
+    network namespace) while the tab is offline; events stored meanwhile appear once the
+    tab is back, because the tail reconnects with `Last-Event-ID`."""
+    service = LiveService().start(make_settings(livekit_server.url, tmp_path))
+    context, page = await sign_in(browser, service.url, "admin")
+    try:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
+            await post_webhooks(http, [_event("before", "room_started")])
+            await page.click("#tabs button[data-tab=events]")
+            await page.check("#tail")
+            await page.wait_for_selector("#tail-state:text-is('live')")
+            await post_webhooks(http, [_event("first", "participant_joined")])
+            await page.locator("#events-table tr[data-id=first]").wait_for()
+
+            await context.set_offline(True)  # the reconnect waits until the tab is online
+            reset = subprocess.run(
+                ["ss", "-K", "-t", f"sport = :{service.port}"], capture_output=True, check=False
+            )
+            assert reset.returncode == 0, reset.stderr
+            await page.wait_for_selector("#tail-state:text-is('reconnecting')")
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
+            missed = [_event(f"missed-{n}", "participant_left") for n in range(3)]
+            await post_webhooks(http, missed)
+        await context.set_offline(False)
+        await page.wait_for_selector("#tail-state:text-is('live')", timeout=30_000)
+        for n in range(3):
+            await page.locator(f"#events-table tr[data-id=missed-{n}]").wait_for()
+        ids = await page.locator("#events-table tbody tr").evaluate_all(
+            "rows => rows.map(row => row.dataset.id)"
+        )
+        assert ids == ["missed-2", "missed-1", "missed-0", "first", "before"]
+    finally:
+        await context.close()
+        service.stop()
+
+
+def _event(event_id: str, kind: str) -> dict[str, object]:
+    return json.loads(webhook_body(event_id, kind, room="tail-room"))

@@ -12,9 +12,9 @@ import secrets
 import pytest
 from livekit import api
 
+from tests.components import post_webhooks
 from tests.conftest import API_KEY, API_SECRET, auth
 from tests.participants import fetch_token, joined, publish_audio, wait_for
-from tests.unit.test_sessions import post
 
 pytestmark = pytest.mark.integration
 
@@ -93,7 +93,7 @@ async def test_a_real_rooms_life_gives_its_session(client, livekit_server, app_c
     delivery = payloads + rng.sample(payloads, k=len(payloads) // 2)
     rng.shuffle(delivery)
     async with app_client(UNUSED_LIVEKIT) as other:
-        await post(other, [json.loads(json.dumps(p)) for p in delivery])
+        await post_webhooks(other, [json.loads(json.dumps(p)) for p in delivery])
         replayed = await other.get(f"/v1/sessions/{session_id}", headers=auth("admin"))
         relisted = await other.get("/v1/sessions", headers=auth("admin"))
     assert replayed.json() == session

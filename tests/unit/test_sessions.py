@@ -11,8 +11,8 @@ from app.sessions import get_session, list_sessions
 from app.store import Store
 from app.webhooks import parse_event, purge_expired_events
 from schemas.sessions import SessionQuery
-from tests.components import signed_webhook
-from tests.conftest import API_KEY, API_SECRET, auth
+from tests.components import post_webhooks as post
+from tests.conftest import auth
 
 UNUSED_LIVEKIT = "http://127.0.0.1:9"
 T0 = 1_790_000_000  # seconds since the epoch
@@ -83,17 +83,6 @@ def life(room_sid: str = "RM_life", room: str = "standup", ended: bool = True) -
             ev(13, "room_finished", 70),
         ]
     return events
-
-
-async def post(http, events: list[dict]) -> None:
-    for item in events:
-        body = json.dumps(item).encode()
-        headers = {
-            "Authorization": signed_webhook(body, api_key=API_KEY, api_secret=API_SECRET),
-            "Content-Type": "application/webhook+json",
-        }
-        response = await http.post("/v1/webhooks/livekit", content=body, headers=headers)
-        assert response.status_code == 200, response.text
 
 
 async def test_a_rooms_life_gives_its_session_and_participant_timeline(app_client):
