@@ -74,8 +74,7 @@ export function follow(path, onEvent, onState) {
           const problem = await response.json().catch(() => null);
           throw new ApiError(response.status, problem);
         }
-        onState("live");
-        await read(response.body);
+        await read(response.body); // "live" once the first frame says the stream follows
         onState("reconnecting");
       } catch (error) {
         if (controller.signal.aborted) return;
@@ -93,6 +92,7 @@ export function follow(path, onEvent, onState) {
     const reader = body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
     let frame = {};
+    let following = false;
     for (;;) {
       const { value, done } = await reader.read();
       if (done) return;
@@ -102,6 +102,10 @@ export function follow(path, onEvent, onState) {
         const line = buffer.slice(0, newline);
         buffer = buffer.slice(newline + (buffer.startsWith("\r\n", newline) ? 2 : 1));
         if (line === "") {
+          if (!following) {
+            following = true; // the server fixed where it follows from (its first frame)
+            onState("live");
+          }
           if (frame.retry && /^\d+$/.test(frame.retry)) retryMs = Number(frame.retry);
           if (frame.id) lastId = frame.id;
           if (frame.data !== undefined) {

@@ -27,6 +27,12 @@ SCREENSHOT = os.environ.get("CONSOLE_SCREENSHOT")
 async def sign_in(browser, service_url: str, key_name: str):
     context = await browser.new_context(viewport={"width": 1100, "height": 470})
     page = await context.new_page()
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    page.csp_violations = violations  # type: ignore[attr-defined]
     await page.goto(f"{service_url}/console")
     await page.fill("#key", KEYS[key_name][0])
     await page.click("#sign-in-form button[type=submit]")
@@ -133,7 +139,11 @@ async def test_console_shows_session_history_and_a_participant_timeline(
             "erin",
         ]
         assert "microphone" in await lanes.first.inner_text()
-        assert await page.locator("#timeline .segment").count() == 2
+        segments = page.locator("#timeline .segment")
+        assert await segments.count() == 2
+        widths = await segments.evaluate_all("spans => spans.map(s => s.style.width)")
+        assert all(width.startswith("calc(") for width in widths), widths
+        assert page.csp_violations == []
     finally:
         await context.close()
 
