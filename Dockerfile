@@ -8,6 +8,7 @@ COPY app ./app
 COPY routers ./routers
 COPY schemas ./schemas
 COPY migrations ./migrations
+COPY console ./console
 COPY alembic.ini ./
 ENV HOST=0.0.0.0 PORT=8000 PATH=/venv/bin:$PATH
 EXPOSE 8000

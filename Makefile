@@ -7,9 +7,10 @@ UV := UV_PYTHON_DOWNLOADS=never python3 -m uv run
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: install-service ## install everything the tests need too: LiveKit's workers, the agent venv
+install: install-service ## install everything the tests need too: LiveKit's workers, the agent venv, Chromium and LiveKit's JS SDK
 	@scripts/install-workers.sh
 	@scripts/install-agent-venv.sh
+	@scripts/install-browser.sh
 
 install-service: ## install what the service needs: redis, postgresql, LiveKit's server, the locked .venv
 	@scripts/install-tools.sh

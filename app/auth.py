@@ -32,6 +32,7 @@ class Scope(StrEnum):
     SIP_WRITE = "sip:write"
     DISPATCH_WRITE = "dispatch:write"
     WEBHOOKS_READ = "webhooks:read"
+    SESSIONS_READ = "sessions:read"
     ADMIN = "admin"
 
 

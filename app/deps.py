@@ -115,6 +115,7 @@ IngressWriteCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.INGRESS_WRI
 SipWriteCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.SIP_WRITE))]
 DispatchWriteCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.DISPATCH_WRITE))]
 WebhooksReadCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.WEBHOOKS_READ))]
+SessionsReadCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.SESSIONS_READ))]
 
 
 async def get_token_caller(

@@ -20,6 +20,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
 
 from app.auth import EndUserVerifier
 from app.errors import AppError, BadRequest, InvalidInput
@@ -28,17 +30,20 @@ from app.idempotency import purge_expired as purge_keys
 from app.livekit import LiveKit
 from app.middleware import (
     PROBLEM_JSON,
+    REQUEST_ID_HEADER,
     BodyLimitMiddleware,
     EarlyAuthMiddleware,
     HeaderLimitMiddleware,
+    InternalError,
     RequestContextMiddleware,
     problem_document,
+    report_unexpected,
 )
 from app.ratelimits import RateLimiter
 from app.settings import Settings, get_settings
 from app.store import Store, run_periodically
 from app.webhooks import RETENTION_INTERVAL_SECONDS, purge_expired_events
-from routers import dispatch, health, rooms, tokens, webhooks
+from routers import console, dispatch, health, rooms, sessions, tokens, webhooks, whoami
 from schemas.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -107,22 +112,53 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings or get_settings()
-    # Added innermost first: a request passes RequestContext, HeaderLimit, EarlyAuth,
-    # BodyLimit, then the routes (see app.middleware). CORS, added after, wraps them all.
-    for layer in (
-        BodyLimitMiddleware,
-        EarlyAuthMiddleware,
-        HeaderLimitMiddleware,
-        RequestContextMiddleware,
-    ):
+    # Added innermost first: inside Starlette's ServerErrorMiddleware a request passes
+    # HeaderLimit, EarlyAuth, BodyLimit, then the routes (see app.middleware);
+    # `_add_outer_layers` puts the request context and CORS around all of them.
+    for layer in (BodyLimitMiddleware, EarlyAuthMiddleware, HeaderLimitMiddleware):
         app.add_middleware(layer)
     app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(Exception, _unexpected_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    for module in (health, tokens, rooms, dispatch, webhooks):
+    for module in (health, tokens, rooms, dispatch, webhooks, sessions, whoami, console):
         app.include_router(module.router)
     _document_problems(app)
+    _add_outer_layers(app, app.state.settings)
     return app
+
+
+#: What a browser page may send and read (contract: Conventions, Browsers).
+CORS_ALLOW_HEADERS = ("Content-Type", "Authorization", "Idempotency-Key", "Last-Event-ID")
+CORS_EXPOSE_HEADERS = (REQUEST_ID_HEADER, "Retry-After", "Idempotent-Replayed")
+CORS_MAX_AGE_SECONDS = 600
+
+
+def _add_outer_layers(app: FastAPI, settings: Settings) -> None:
+    """Wrap the whole stack, Starlette's `ServerErrorMiddleware` included, in
+    `RequestContextMiddleware` (outermost: every response, a CORS preflight too, carries
+    `X-Request-ID`) and Starlette's `CORSMiddleware` for `CORS_ALLOW_ORIGINS`, so that every
+    response to an allowed origin carries `Access-Control-Allow-Origin`, a 500 included
+    (`_unexpected_error` renders it inside CORS). Preflights (`OPTIONS` with
+    `Access-Control-Request-Method`) are answered by CORS: 200 for an allowed origin,
+    method and headers, 400 otherwise (Fetch standard, CORS protocol)."""
+    origins = settings.effective_cors_origins
+    build = app.build_middleware_stack
+
+    def build_with_outer_layers() -> ASGIApp:
+        stack = build()
+        if origins:
+            stack = CORSMiddleware(
+                stack,
+                allow_origins=origins,
+                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                allow_headers=list(CORS_ALLOW_HEADERS),
+                expose_headers=list(CORS_EXPOSE_HEADERS),
+                max_age=CORS_MAX_AGE_SECONDS,
+            )
+        return RequestContextMiddleware(stack)
+
+    app.build_middleware_stack = build_with_outer_layers  # type: ignore[method-assign]
 
 
 def _document_problems(app: FastAPI) -> None:
@@ -203,6 +239,16 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
             "%s %s -> %s %s: %s", request.method, request.url.path, exc.status, exc.code, exc.detail
         )
     return problem_response(request, exc)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """An exception nobody expected, as Starlette's `ServerErrorMiddleware` hands it over:
+    a problem+json `500 internal_error` with the request id, never a trace or a secret.
+    It is logged with its traceback and the request id and counted in `/metrics` before the
+    answer leaves (`report_unexpected`)."""
+    report_unexpected(request.scope.setdefault("state", {}), exc)
+    error = InternalError("an unexpected error occurred; quote the request_id")
+    return problem_response(request, error)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

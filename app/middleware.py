@@ -1,5 +1,6 @@
 """The ASGI layers every request passes before a route (part of the app's HTTP assembly,
-like `app.main`). From the outside in:
+like `app.main`). From the outside in (Starlette's CORS middleware and its
+`ServerErrorMiddleware` sit between 1 and 2, see `app.main`):
 
 1. `RequestContextMiddleware`: the request id (`X-Request-ID`: the caller's when it is 1 to
    128 visible ASCII characters, else a new UUID), one access log line and the Prometheus
@@ -17,7 +18,7 @@ like `app.main`). From the outside in:
    (FastAPI's own `max_body_size` sits outside every user middleware, so it would refuse
    before authentication, and outside CORS; it also answers text/plain in places.)
 
-Each answers with a plain ASGI response (`send_problem`), so an outer middleware (CORS)
+Each of 2 to 4 answers with a plain ASGI response (`send_problem`), so CORS, outside them,
 adds its headers to these answers as to any other.
 """
 
@@ -138,8 +139,7 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
-            metrics.UNHANDLED.labels(exc.__class__.__name__).inc()
-            log.exception("unhandled %s", exc.__class__.__name__, extra={"request_id": request_id})
+            report_unexpected(state, exc)
             if status == 0:
                 error = InternalError("an unexpected error occurred; quote the request_id")
                 await send_problem(scope, send_with_id, error)
@@ -159,6 +159,23 @@ class RequestContextMiddleware:
                 },
             )
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+def report_unexpected(state: dict[str, Any], exc: Exception) -> None:
+    """Log `exc` with its traceback and the request id (from the request's scope `state`)
+    and count it in `/metrics`, once per request: Starlette's `ServerErrorMiddleware` hands
+    it to `app.main`'s handler, which reports it before the 500 is sent, then re-raises it
+    to `RequestContextMiddleware`, which reports only what nobody did."""
+    if state.get("unexpected_reported"):
+        return
+    state["unexpected_reported"] = True
+    metrics.UNHANDLED.labels(exc.__class__.__name__).inc()
+    log.exception(
+        "unhandled %s",
+        exc.__class__.__name__,
+        exc_info=exc,
+        extra={"request_id": state.get("request_id")},
+    )
 
 
 def _route(scope: Scope) -> str:

@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     #: `json` (one JSON object per line) or `text` (for people); default: json in
     #: production, text in development.
     log_format: Literal["json", "text"] | None = None
+    cors_allow_origins: Annotated[list[str] | None, NoDecode] = None
 
     @field_validator("livekit_webhook_keys", mode="before")
     @classmethod
@@ -101,6 +102,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"item {position} is not a key:secret pair")
             pairs[key] = secret
         return pairs
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: Any) -> Any:
+        """`https://a.example,https://b.example` (or `*`) -> a list; blank entries dropped."""
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
 
     @field_validator("service_keys", mode="before")
     @classmethod
@@ -211,6 +220,13 @@ class Settings(BaseSettings):
         """Every accepted API key -> secret: the main pair plus LIVEKIT_WEBHOOK_KEYS."""
         extra = {k: s.get_secret_value() for k, s in self.livekit_webhook_keys.items()}
         return {**extra, self.api_key: self.api_secret}
+
+    @property
+    def effective_cors_origins(self) -> list[str]:
+        """CORS_ALLOW_ORIGINS, else `["*"]` in development and none in production."""
+        if self.cors_allow_origins is not None:
+            return self.cors_allow_origins
+        return ["*"] if self.is_development else []
 
     @property
     def effective_token_policy(self) -> TokenPolicy:

@@ -10,7 +10,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 # Modules declaring further tables on `metadata` are imported here for autogenerate.
-import app.idempotency  # noqa: F401 - declares `idempotency_keys`
+import app.idempotency  # declares `idempotency_keys`
+import app.sessions  # noqa: F401 - declares `ix_webhook_events_event_created_at`
 from app.store import Store, metadata
 
 

@@ -298,6 +298,23 @@ def signed_webhook(
     return token.with_sha256(digest if sha256 is None else sha256).to_jwt()
 
 
+async def post_webhooks(http: httpx.AsyncClient, events: list[dict[str, object]]) -> None:
+    """POST each LiveKit WebhookEvent (JSON data) to `/v1/webhooks/livekit`, signed with the
+    test API key as LiveKit signs them; asserts each is answered 200."""
+    import json
+
+    from tests.conftest import API_KEY, API_SECRET
+
+    for event in events:
+        body = json.dumps(event).encode()
+        headers = {
+            "Authorization": signed_webhook(body, api_key=API_KEY, api_secret=API_SECRET),
+            "Content-Type": "application/webhook+json",
+        }
+        response = await http.post("/v1/webhooks/livekit", content=body, headers=headers)
+        assert response.status_code == 200, response.text
+
+
 def webhook_body(
     event_id: str, event: str = "room_started", room: str = "room-a", **extra: object
 ) -> bytes:
