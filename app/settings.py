@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     rate_limit_storage_url: str = "memory://"
     webhook_retention_days: int = Field(default=30, ge=0)
     idempotency_ttl_seconds: int = Field(default=24 * 3600, gt=0)
+    media_url_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
@@ -76,6 +77,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"expected key:secret pairs, got {item.split(':')[0]!r}:…")
             pairs[key] = secret
         return pairs
+
+    @field_validator("media_url_allow", mode="before")
+    @classmethod
+    def _parse_patterns(cls, value: Any) -> Any:
+        """`https://*.example.com/*,srt://cam-*` -> a list of patterns (see `app.media`)."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("service_keys", mode="before")
     @classmethod

@@ -310,11 +310,15 @@ def to_json(message: Message, *, with_defaults: bool = True) -> dict[str, Any]:
     return data
 
 
-def to_page(items: Iterable[Message], next_page_token: str | None = None) -> dict[str, Any]:
+def to_page(
+    items: Iterable[Message], next_page_token: str | Message | None = None
+) -> dict[str, Any]:
     """A list response `{"items": [...], "next_page_token": ...}`: each item as `to_json`
-    renders it; `next_page_token` is LiveKit's (e.g. `ListEgressResponse.next_page_token`),
-    `""` or None on the last page becoming null."""
-    return {"items": [to_json(item) for item in items], "next_page_token": next_page_token or None}
+    renders it; `next_page_token` is LiveKit's, as text or as the `TokenPagination` message
+    LiveKit's list responses carry (`ListEgressResponse.next_page_token`, its `token`);
+    empty or None on the last page becomes null."""
+    token = getattr(next_page_token, "token", next_page_token)
+    return {"items": [to_json(item) for item in items], "next_page_token": str(token or "") or None}
 
 
 def redacted(message: M) -> M:
