@@ -291,3 +291,35 @@ def test_egress_routes_document_their_problems(tmp_path):
     assert start["operationId"] == "start_track_egress"
     body = json.dumps(schema["components"]["schemas"]["StartWebEgress"])
     assert "exactly one of" in body
+
+
+async def test_a_start_with_no_egress_worker_answers_at_the_services_deadline(
+    app_client, livekit_server
+):
+    """The real LiveKit server (with Redis, no egress worker) holds a start for ~23 s before
+    `unavailable`; the service answers 504 at its own deadline (here 2 s) instead."""
+    body = {"url": "https://example.com/", "file_outputs": [{"filepath": "a.mp4"}]}
+    async with app_client(livekit_server.url, livekit_timeout_seconds=2) as http:
+        response = await http.post("/v1/egress/web", json=body, headers=auth("admin"))
+    assert_problem(response, 504, "livekit_timeout", retry_after=False)
+    assert "no egress worker accepted the request within 2 s" in response.json()["detail"]
+
+
+async def test_real_livekit_not_found_codes(app_client, livekit_server):
+    async with app_client(livekit_server.url) as http:
+        get = await http.get("/v1/egress/EG_missing", headers=auth("reader"))
+        listed = await http.get("/v1/egress?egress_id=EG_missing", headers=auth("reader"))
+        stop = await http.post("/v1/egress/EG_missing/stop", headers=auth("admin"))
+        track = await http.post(
+            "/v1/egress/track",
+            json={"room_name": "no-such-room", "track_id": "TR_x", "file": {"filepath": "a.ogg"}},
+            headers=auth("admin"),
+        )
+        ingress = await http.get("/v1/ingress/IN_missing", headers=auth("reader"))
+        ingress_list = await http.get("/v1/ingress?ingress_id=IN_missing", headers=auth("reader"))
+    assert_problem(get, 404, "egress_not_found", retry_after=False)
+    assert listed.status_code == 200 and listed.json() == {"items": [], "next_page_token": None}
+    assert_problem(stop, 404, "egress_not_found", retry_after=False)
+    assert_problem(track, 404, "room_not_found", retry_after=False)
+    assert_problem(ingress, 404, "ingress_not_found", retry_after=False)
+    assert ingress_list.json() == {"items": [], "next_page_token": None}

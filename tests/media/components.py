@@ -15,7 +15,14 @@ from typing import Any
 
 import yaml
 
-from app.devserver import TOOLS_BIN, LocalLiveKit, ManagedProcess, find_binary, free_port
+from app.devserver import (
+    TOOLS_BIN,
+    LocalLiveKit,
+    ManagedProcess,
+    find_binary,
+    free_port,
+    http_ok,
+)
 
 #: The namespace's veth address (exported by scripts/in-netns.sh).
 NETNS_ADDR = os.environ.get("TEST_NETNS_ADDR", "")
@@ -74,6 +81,7 @@ class MediaLiveKit(LocalLiveKit):
     ) -> None:
         self.rtmp_port = free_port()
         self.whip_port = free_port()
+        self.node_ip = NETNS_ADDR
         super().__init__(
             api_key=api_key,
             api_secret=api_secret,
@@ -191,6 +199,20 @@ class IngressWorker(_Worker):
                 "use_external_ip": False,
                 "node_ip": NETNS_ADDR,
             },
-            "cpu_cost": {"rtmp_cpu_cost": 0.05, "whip_cpu_cost": 0.05, "min_idle_ratio": 0.01},
+            # Ingress admits a push when the whole machine's idle CPUs exceed the cost plus
+            # min_idle_ratio x cores (ingress v1.5.0 pkg/stats/monitor.go); on a shared
+            # 2-core machine idle time is scarce, so both are tiny (0 means the defaults).
+            "cpu_cost": {
+                "rtmp_cpu_cost": 0.001,
+                "whip_cpu_cost": 0.001,
+                "whip_bypass_transcoding_cpu_cost": 0.001,
+                "url_cpu_cost": 0.001,
+                "min_idle_ratio": 0.0001,
+            },
         }
         super().__init__(config, health_port, workdir)
+
+    def available(self) -> bool:
+        """The worker's own admission answer: `/availability` on its health port is 200 when
+        its CPU monitor would accept a push now (it has no reading right after start)."""
+        return http_ok(f"http://127.0.0.1:{self.health_port}/availability")()
