@@ -221,3 +221,60 @@ async def test_an_aac_output_fails_clearly_and_the_next_egress_works(
         done = await _record_and_stop(media_client, started["egress_id"])
     assert done["file_results"][0]["size"] > 0
     assert ffprobe(target)["streams"][0]["codec_name"] == "opus"
+
+
+async def test_an_s3_secret_reaches_no_response_replay_event_or_log_line(
+    media_client, egress_worker, output_dir, caplog
+):
+    """LiveKit's EgressInfo (start, list, get, stop, and the egress webhooks) carries the S3
+    credentials of the request back; the service shows them nowhere. The upload goes to a
+    port nothing listens on, so the egress ends EGRESS_FAILED after it is stopped."""
+    import logging
+
+    from app.devserver import free_port
+
+    secret, session_token = f"s3-secret-{secrets.token_hex(8)}", f"tok-{secrets.token_hex(8)}"
+    caplog.set_level(logging.DEBUG)
+    room = f"s3-{secrets.token_hex(4)}"
+    token = await fetch_token(media_client, room, "dave")
+    body = {"room_name": room, "file": {"filepath": "dave/tone.ogg", "s3": {
+        "access_key": "AKIAEXAMPLE", "secret": secret, "session_token": session_token,
+        "bucket": "recordings", "region": "us-east-1", "force_path_style": True,
+        "endpoint": f"http://127.0.0.1:{free_port()}"}}}  # fmt: skip
+    headers = {**auth("admin"), "Idempotency-Key": f"s3-{room}"}
+    async with (
+        joined(token["server_url"], token["participant_token"]) as participant,
+        publish_tone(participant) as publication,
+    ):
+        body["track_id"] = publication.sid
+        first = await media_client.post("/v1/egress/track", json=body, headers=headers)
+        replay = await media_client.post("/v1/egress/track", json=body, headers=headers)
+        assert first.status_code == replay.status_code == 201, first.text
+        assert replay.headers["idempotent-replayed"] == "true"
+        assert replay.content == first.content
+        egress_id = first.json()["egress_id"]
+        get = egress_getter(media_client, egress_id)
+        await poll(get, _status("EGRESS_ACTIVE"))
+        await asyncio.sleep(RECORD_SECONDS)
+        stopped = await media_client.post(f"/v1/egress/{egress_id}/stop", headers=auth("admin"))
+    ended = await poll(get, _status("EGRESS_COMPLETE", "EGRESS_FAILED", "EGRESS_ABORTED"))
+    assert ended["status"] == "EGRESS_FAILED" and "S3 upload failed" in ended["error"], ended
+    s3 = ended["track"]["file"]["s3"]
+    assert "secret" not in s3 and "session_token" not in s3 and s3["bucket"] == "recordings"
+
+    async def events() -> httpx.Response:
+        return await media_client.get(
+            "/v1/webhooks/events", params={"egress_id": egress_id}, headers=auth("events")
+        )
+
+    logged = await poll(events, lambda r: "egress_ended" in r.text)
+    listed = await media_client.get(
+        "/v1/egress", params={"room_name": room}, headers=auth("reader")
+    )
+    texts = [first.text, replay.text, stopped.text, listed.text, logged.text, caplog.text]
+    for event in logged.json()["items"]:
+        one = await media_client.get(f"/v1/webhooks/events/{event['id']}", headers=auth("events"))
+        texts.append(one.text)
+    assert egress_id in listed.text and "egress_started" in logged.text
+    leaks = [t for t in texts if secret in t or session_token in t]
+    assert not leaks
