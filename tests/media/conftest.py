@@ -34,7 +34,6 @@ from tests.media.components import (
     PulseAudio,
 )
 
-pytestmark = pytest.mark.integration
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
