@@ -10,7 +10,8 @@ egress v1.8.6) answers, measured:
 | Start* (room-based) | `not_found` "requested room does not exist" | `unavailable` after ~23 s |
 | StartWebEgress | - | `unavailable` "no response from servers" after ~23 s |
 | ListEgress(egress_id) | `not_found` "egress does not exist" | answers |
-| StopEgress, UpdateLayout, UpdateStream | `not_found` | answers |
+| StopEgress | `not_found` after ~3 s (so it is looked up first) | answers |
+| UpdateLayout, UpdateStream | `not_found` | answers |
 
 So a start with no worker answers at the service's deadline (LIVEKIT_TIMEOUT_SECONDS,
 504 `livekit_timeout`) with a detail saying no egress worker took it, not after LiveKit's
@@ -150,6 +151,10 @@ async def update_stream(
 
 async def stop_egress(lk: LiveKit, egress_id: str) -> api.EgressInfo:
     """StopEgress: the worker finishes its outputs; the `EgressInfo` (`EGRESS_ENDING`).
-    404 `egress_not_found`; an egress that already ended is 409 `failed_precondition`."""
+    404 `egress_not_found`; an egress that already ended is 409 `failed_precondition`.
+
+    The egress is looked up first: LiveKit answers StopEgress for an unknown id only after
+    ~3 s, ListEgress at once."""
+    await get_egress(lk, egress_id)
     request = api.StopEgressRequest(egress_id=egress_id)
     return await lk.run(lk.egress.stop_egress(request), not_found_code=EGRESS_NOT_FOUND)

@@ -75,7 +75,7 @@ CONFIG = schemathesis.Config.from_dict(
         "operations": [
             # An event stream never ends on its own: read its first frames, then cut it.
             {
-                "include-path-regex": "/stream$",
+                "include-path-regex": "/events/stream$",
                 "request-timeout": 0.5,
                 "generation": {"max-examples": 20},
             },

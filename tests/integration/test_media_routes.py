@@ -165,7 +165,16 @@ async def test_get_finds_the_egress_and_404s_when_livekit_lists_none(media_app):
     assert_problem(missing, 404, "egress_not_found", retry_after=False)
 
 
-@pytest.mark.parametrize("route", ["layout", "stream", "stop"])
+async def test_stop_looks_the_egress_up_and_returns_its_info(media_app):
+    """Stop asks ListEgress first (LiveKit answers StopEgress for an unknown id only after
+    ~3 s): the mock's default answers list and stop MOCK_EGRESS_ID."""
+    async with media_app({}) as http:
+        response = await http.post("/v1/egress/MOCK_EGRESS_ID/stop", headers=auth("admin"))
+    assert response.status_code == 200, response.text
+    assert response.json()["egress_id"] == "MOCK_EGRESS_ID"
+
+
+@pytest.mark.parametrize("route", ["layout", "stream"])
 async def test_update_and_stop_return_the_egress_info(media_app, route):
     async with media_app({"response": {"egress_id": "EG_a", "status": "EGRESS_ACTIVE"}}) as http:
         response = await call(http, route)
