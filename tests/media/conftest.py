@@ -35,7 +35,6 @@ from tests.media.components import (
 )
 
 
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/media/" in str(item.fspath):
