@@ -84,6 +84,10 @@ class ManagedProcess:
         self.stop()
         raise RuntimeError(f"{self.name} not ready after {timeout:g} s: {self.log_tail()}")
 
+    def running(self) -> bool:
+        """True while the started process has not exited."""
+        return self._process is not None and self._process.poll() is None
+
     def stop(self) -> None:
         """Terminate the process (SIGTERM, then SIGKILL after 10 s) and close its log."""
         if self._process and self._process.poll() is None:
@@ -123,7 +127,9 @@ class LocalLiveKit:
 
     `url` is its http:// URL; `api_key`/`api_secret` the key pair it accepts. `redis`
     (host:port) enables the SIP, ingress and egress APIs; `webhook_urls` receive events
-    signed with `api_key`.
+    signed with `api_key`. `node_ip` is the address LiveKit advertises for media (a
+    non-loopback one for LiveKit's own workers, which ignore loopback); `extra_config` is
+    merged into its YAML config at the top level (e.g. `ingress` base URLs).
     """
 
     def __init__(
@@ -134,6 +140,8 @@ class LocalLiveKit:
         redis: str | None = None,
         webhook_urls: list[str] | None = None,
         workdir: Path | None = None,
+        node_ip: str = "127.0.0.1",
+        extra_config: dict[str, Any] | None = None,
     ) -> None:
         self.api_key = api_key
         self.api_secret = api_secret
@@ -151,10 +159,11 @@ class LocalLiveKit:
             config["redis"] = {"address": redis}
         if webhook_urls:
             config["webhook"] = {"api_key": api_key, "urls": webhook_urls}
+        config.update(extra_config or {})
         config_path = self.workdir / "livekit.yaml"
         config_path.write_text(yaml.safe_dump(config))
         binary = find_binary("server", "LIVEKIT_SERVER_BIN")
-        args = [binary, "--dev", "--bind", "127.0.0.1", "--node-ip", "127.0.0.1"]
+        args = [binary, "--dev", "--bind", "127.0.0.1", "--node-ip", node_ip]
         self.process = ManagedProcess(
             "livekit-server", [*args, "--config", str(config_path)], self.workdir
         )

@@ -43,7 +43,18 @@ from app.ratelimits import RateLimiter
 from app.settings import Settings, get_settings
 from app.store import Store, run_periodically
 from app.webhooks import RETENTION_INTERVAL_SECONDS, purge_expired_events
-from routers import console, dispatch, health, rooms, sessions, tokens, webhooks, whoami
+from routers import (
+    console,
+    dispatch,
+    egress,
+    health,
+    ingress,
+    rooms,
+    sessions,
+    tokens,
+    webhooks,
+    whoami,
+)
 from schemas.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -121,7 +132,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(Exception, _unexpected_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    for module in (health, tokens, rooms, dispatch, webhooks, sessions, whoami, console):
+    for module in (
+        health,
+        tokens,
+        rooms,
+        dispatch,
+        egress,
+        ingress,
+        webhooks,
+        sessions,
+        whoami,
+        console,
+    ):
         app.include_router(module.router)
     _document_problems(app)
     _add_outer_layers(app, app.state.settings)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     rate_limit_storage_url: str = "memory://"
     webhook_retention_days: int = Field(default=30, ge=0)
     idempotency_ttl_seconds: int = Field(default=24 * 3600, gt=0)
+    media_url_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
     host: str = "127.0.0.1"
     port: int = 8000
     #: Proxies whose `X-Forwarded-For`/`-Proto` are believed (comma-separated addresses or
@@ -103,12 +104,16 @@ class Settings(BaseSettings):
             pairs[key] = secret
         return pairs
 
-    @field_validator("cors_allow_origins", mode="before")
+    @field_validator("cors_allow_origins", "media_url_allow", mode="before")
     @classmethod
-    def _parse_origins(cls, value: Any) -> Any:
-        """`https://a.example,https://b.example` (or `*`) -> a list; blank entries dropped."""
+    def _parse_comma_list(cls, value: Any, info: ValidationInfo) -> Any:
+        """`a,b` -> `["a", "b"]`, blank entries dropped: CORS origins (`https://a.example`,
+        `*`; a trailing `/` dropped) or MEDIA_URL_ALLOW patterns (see `app.media`)."""
         if isinstance(value, str):
-            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            if info.field_name == "cors_allow_origins":
+                parts = [part.rstrip("/") for part in parts]
+            return parts
         return value
 
     @field_validator("service_keys", mode="before")

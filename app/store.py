@@ -75,6 +75,9 @@ from sqlalchemy.ext.asyncio import (
 from app.errors import UpstreamUnavailable
 
 log = logging.getLogger(__name__)
+# aiosqlite logs every statement with its parameters at DEBUG: webhook bodies (LiveKit's
+# egress events carry upload credentials) and stored responses must never reach a log line.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 

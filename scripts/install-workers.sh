@@ -62,6 +62,31 @@ build() {
   echo "$name built in $(( $(date +%s) - start )) s"
 }
 
+# Ingress's GStreamer bindings (go-gst) need gstreamer-mpegts-1.0's headers and .pc, which
+# Debian ships only in libgstreamer-plugins-bad1.0-dev, whose OpenCV dependencies are ~150
+# packages. Unpack just that package (the version of the installed run-time library) into
+# .tools/gst-bad-dev, point its .pc files and .so links there and at the system libraries.
+gst_bad_dev() {
+  local dest="$PWD/.tools/gst-bad-dev" arch version tmp link
+  arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
+  version=$(dpkg-query -W -f='${Version}' libgstreamer-plugins-bad1.0-0)
+  if [ "$(cat "$dest/.version" 2>/dev/null)" != "$version" ]; then
+    step "unpack libgstreamer-plugins-bad1.0-dev $version (headers only) into .tools/gst-bad-dev"
+    tmp=$(mktemp -d) && chmod 755 "$tmp"
+    (cd "$tmp" && apt-get download -qq "libgstreamer-plugins-bad1.0-dev=$version" 2>/dev/null)
+    rm -rf "$dest" && mkdir -p "$dest"
+    dpkg-deb -x "$tmp"/*.deb "$dest"
+    rm -rf "$tmp"
+    sed -i "s|^prefix=.*|prefix=$dest/usr|" "$dest/usr/lib/$arch/pkgconfig/"*.pc
+    for link in "$dest/usr/lib/$arch/"*.so; do
+      ln -sf "/usr/lib/$arch/$(readlink "$link")" "$link"
+    done
+    echo "$version" > "$dest/.version"
+  fi
+  export PKG_CONFIG_PATH="$dest/usr/lib/$arch/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+}
+
 build livekit-sip github.com/livekit/sip v1.8.0 ./cmd/livekit-sip
 build egress github.com/livekit/egress v1.8.6 ./cmd/server
+gst_bad_dev
 build ingress github.com/livekit/ingress v1.5.0 ./cmd/server

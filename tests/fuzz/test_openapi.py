@@ -15,6 +15,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
@@ -39,6 +40,7 @@ from tests.conftest import KEYS, make_settings
 
 pytestmark = pytest.mark.integration
 
+
 #: What every response must satisfy: never a 5xx; a status, content type, headers and body
 #: the schema documents; auth enforced where the schema declares it; 405 for methods a path
 #: does not have. Left out: `negative_data_rejection` (pydantic coerces by design what a
@@ -46,8 +48,22 @@ pytestmark = pytest.mark.integration
 #: does for 64-bit integers, 0/1 for a boolean, a number for a date-time),
 #: `positive_data_acceptance` (a schema-valid body may break a rule JSON Schema cannot
 #: state, e.g. a `room_join` grant needs `video.room`), and the stateful checks.
+def not_a_server_error_but_no_egress_worker(ctx: Any, response: Any, case: Any) -> bool | None:
+    """`not_a_server_error`, except the contract's 504 for an egress start that reaches a
+    room LiveKit has (the fuzzed room routes create some) while this tier runs no egress
+    worker: the service answers 504 `livekit_timeout` at its deadline, saying so."""
+    if (
+        response.status_code == 504
+        and case.method.upper() == "POST"
+        and case.path.startswith("/v1/egress/")
+        and "no egress worker accepted the request" in response.text
+    ):
+        return None
+    return not_a_server_error(ctx, response, case)
+
+
 CHECKS = [
-    not_a_server_error,
+    not_a_server_error_but_no_egress_worker,
     status_code_conformance,
     content_type_conformance,
     response_headers_conformance,
@@ -75,7 +91,7 @@ CONFIG = schemathesis.Config.from_dict(
         "operations": [
             # An event stream never ends on its own: read its first frames, then cut it.
             {
-                "include-path-regex": "/stream$",
+                "include-path-regex": "/events/stream$",
                 "request-timeout": 0.5,
                 "generation": {"max-examples": 20},
             },

@@ -1,0 +1,69 @@
+"""Ingress over LiveKit's Ingress service (contract: Ingress): RTMP and WHIP endpoints an
+encoder pushes to, and URL sources the ingress worker pulls, each publishing into a room.
+
+Every call goes through the `LiveKit` gateway. What LiveKit (server v1.13.5 with Redis,
+ingress v1.5.0) answers, measured: CreateIngress needs no worker (it only stores the
+ingress and returns its `url` and `stream_key`); ListIngress(ingress_id) of an unknown or
+deleted id is `not_found` (not an empty list); DeleteIngress of a WHIP ingress whose client
+has gone may be `not_found` too.
+"""
+
+from __future__ import annotations
+
+from livekit import api
+
+from app.errors import NotFound
+from app.livekit import LiveKit
+from app.media import check_media_url
+from schemas.bridge import to_proto
+from schemas.ingress import CreateIngressRequest, UpdateIngressBody
+
+INGRESS_NOT_FOUND = "ingress_not_found"
+
+
+async def create_ingress(
+    lk: LiveKit, body: CreateIngressRequest, url_allow: list[str]
+) -> api.IngressInfo:
+    """CreateIngress: the `IngressInfo` with the `url` and `stream_key` to push to (RTMP,
+    WHIP), or the ingress pulling `url` (URL_INPUT; checked against `url_allow`: 403
+    `media_url_not_allowed`)."""
+    check_media_url(body.source_url, url_allow, "url")
+    request = to_proto(body, api.CreateIngressRequest)
+    return await lk.run(lk.ingress.create_ingress(request), not_found_code=INGRESS_NOT_FOUND)
+
+
+async def list_ingress(
+    lk: LiveKit, *, room_name: str | None = None, ingress_id: str | None = None
+) -> api.ListIngressResponse:
+    """ListIngress, filtered by `room_name` and `ingress_id`; an unknown `ingress_id` lists
+    nothing."""
+    request = api.ListIngressRequest(room_name=room_name or "", ingress_id=ingress_id or "")
+    try:
+        return await lk.run(lk.ingress.list_ingress(request), not_found_code=INGRESS_NOT_FOUND)
+    except NotFound:
+        if ingress_id:
+            return api.ListIngressResponse()
+        raise
+
+
+async def get_ingress(lk: LiveKit, ingress_id: str) -> api.IngressInfo:
+    """ListIngress(ingress_id): the `IngressInfo` with its `state`; 404 `ingress_not_found`."""
+    request = api.ListIngressRequest(ingress_id=ingress_id)
+    found = await lk.run(lk.ingress.list_ingress(request), not_found_code=INGRESS_NOT_FOUND)
+    for info in found.items:
+        if info.ingress_id == ingress_id:
+            return info
+    raise NotFound(f"ingress {ingress_id!r} does not exist", code=INGRESS_NOT_FOUND)
+
+
+async def update_ingress(lk: LiveKit, ingress_id: str, body: UpdateIngressBody) -> api.IngressInfo:
+    """UpdateIngress with the fields given: the updated `IngressInfo`; 404
+    `ingress_not_found`; an ingress that is publishing is 409 (LiveKit refuses)."""
+    request = to_proto(body.to_livekit(ingress_id), api.UpdateIngressRequest)
+    return await lk.run(lk.ingress.update_ingress(request), not_found_code=INGRESS_NOT_FOUND)
+
+
+async def delete_ingress(lk: LiveKit, ingress_id: str) -> None:
+    """DeleteIngress: the endpoint stops accepting pushes; 404 `ingress_not_found`."""
+    request = api.DeleteIngressRequest(ingress_id=ingress_id)
+    await lk.run(lk.ingress.delete_ingress(request), not_found_code=INGRESS_NOT_FOUND)
