@@ -123,7 +123,9 @@ class LocalLiveKit:
 
     `url` is its http:// URL; `api_key`/`api_secret` the key pair it accepts. `redis`
     (host:port) enables the SIP, ingress and egress APIs; `webhook_urls` receive events
-    signed with `api_key`.
+    signed with `api_key`. `node_ip` is the address its WebRTC offers to peers: loopback
+    by default; a non-loopback one (e.g. 192.0.2.1 in the tests' network namespace) for
+    LiveKit's SIP, egress and ingress workers, whose WebRTC stacks ignore loopback.
     """
 
     def __init__(
@@ -134,6 +136,7 @@ class LocalLiveKit:
         redis: str | None = None,
         webhook_urls: list[str] | None = None,
         workdir: Path | None = None,
+        node_ip: str = "127.0.0.1",
     ) -> None:
         self.api_key = api_key
         self.api_secret = api_secret
@@ -154,7 +157,7 @@ class LocalLiveKit:
         config_path = self.workdir / "livekit.yaml"
         config_path.write_text(yaml.safe_dump(config))
         binary = find_binary("server", "LIVEKIT_SERVER_BIN")
-        args = [binary, "--dev", "--bind", "127.0.0.1", "--node-ip", "127.0.0.1"]
+        args = [binary, "--dev", "--bind", "127.0.0.1", "--node-ip", node_ip]
         self.process = ManagedProcess(
             "livekit-server", [*args, "--config", str(config_path)], self.workdir
         )
