@@ -24,7 +24,7 @@ test: install ## run the whole test suite against real components, in a network 
 test-unit: ## run only the tests that need no network
 	$(UV) pytest tests/unit
 
-lint: ## ruff format check, ruff lint, mypy on app/
+lint: ## ruff format check, ruff lint, strict mypy on app/, routers/, schemas/
 	$(UV) ruff format --check .
 	$(UV) ruff check .
 	$(UV) mypy

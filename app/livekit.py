@@ -3,11 +3,18 @@
 `LiveKit` owns one `livekit.api.LiveKitAPI` (created and closed by the app's lifespan) and
 runs every call under the deadline `LIVEKIT_TIMEOUT_SECONDS`, turning each failure into
 the contract's `AppError` (see `app.errors.error_for_twirp`): no LiveKit exception escapes.
+
+There is one call form, and every route uses it:
+`await lk.run(lk.<service>.<method>(request), not_found_code="<resource>_not_found")`.
+A Twirp `not_found` becomes 404 with that code; anything the SDK raises that is not one of
+the known failures (a bug or a change in livekit-api, a protobuf it cannot build) is 502
+`livekit_error`, never a 500.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -29,6 +36,8 @@ from app.errors import (
 )
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 class LiveKit:
@@ -89,7 +98,9 @@ class LiveKit:
         """Await one LiveKit call under the deadline; map every failure to an `AppError`.
 
         Raises the contract's table: 422/404/409/429/501/502/503/504 (see `app.errors`).
-        `not_found_code` is the problem code a Twirp `not_found` becomes.
+        `not_found_code` is the problem code a Twirp `not_found` becomes (the route's
+        resource: `egress_not_found`, `sip_trunk_not_found` ...). Any other exception from
+        the SDK is 502 `livekit_error` (logged with its type, not its arguments).
         """
         try:
             async with asyncio.timeout(self.timeout_seconds):
@@ -112,6 +123,9 @@ class LiveKit:
             raise UpstreamError(f"LiveKit at {self.url} answered something unreadable") from exc
         except AppError:
             raise
+        except Exception as exc:  # livekit-api raised something it does not document
+            log.error("unexpected %s from livekit-api", type(exc).__name__, exc_info=False)
+            raise UpstreamError(f"LiveKit call failed unexpectedly ({type(exc).__name__})") from exc
 
     async def readiness(self) -> str:
         """`"ok"` when LiveKit answers the cheapest authenticated call (ListRooms for a name

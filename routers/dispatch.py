@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Response
 from app import dispatch
 from app.deps import DispatchWriteCaller, IdempotencyDep, LiveKitDep, RoomsReadCaller
 from routers.params import RoomName
-from schemas.bridge import to_json
+from schemas.bridge import to_json, to_page
 from schemas.dispatch import AgentDispatch, AgentDispatchPage, CreateDispatchRequest
 from schemas.problems import LIVEKIT_PROBLEMS, problems
 
@@ -51,7 +51,7 @@ async def list_dispatches(
 ) -> dict[str, Any]:
     """Every dispatch of `room`, explicit or automatic (one page); 404 `room_not_found`."""
     found = await dispatch.list_dispatches(livekit, room)
-    return {"items": [to_json(d) for d in found], "next_page_token": None}
+    return to_page(found)
 
 
 @router.get(

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Response
 from app import rooms
 from app.deps import IdempotencyDep, LiveKitDep, RoomsReadCaller, RoomsWriteCaller
 from routers.params import Identity, RoomName
-from schemas.bridge import to_json
+from schemas.bridge import to_json, to_page
 from schemas.common import Name
 from schemas.problems import LIVEKIT_PROBLEMS, problems
 from schemas.rooms import (
@@ -72,7 +72,7 @@ async def list_rooms(
 ) -> dict[str, Any]:
     """ListRooms: the active rooms, or those among `names` that exist."""
     found = await rooms.list_rooms(lk, names)
-    return {"items": [to_json(r) for r in found], "next_page_token": None}
+    return to_page(found)
 
 
 @router.get("/rooms/{room}", operation_id="get_room", response_model=Room, **IN_ROOM)
@@ -112,7 +112,7 @@ async def send_data(
 async def list_participants(room: RoomName, lk: LiveKitDep, _: RoomsReadCaller) -> dict[str, Any]:
     """ListParticipants; 404 `room_not_found` when the room does not exist."""
     found = await rooms.list_participants(lk, room)
-    return {"items": [to_json(p) for p in found], "next_page_token": None}
+    return to_page(found)
 
 
 @router.get(PARTICIPANT, operation_id="get_participant", response_model=ParticipantInfo, **IN_ROOM)

@@ -8,21 +8,30 @@ field name, so OpenAPI shows LiveKit's real schema and every LiveKit doc maps 1:
 - enums are their protobuf value names (`"EGRESS_ACTIVE"`; a number only for a value newer
   than this SDK knows), 64-bit integers JSON numbers,
   `bytes` base64 strings, `google.protobuf.Duration`/`Timestamp` their protojson strings;
-- every field is optional (proto3), unknown fields are refused on input.
+- every field is optional (proto3), unknown fields are refused on input;
+- a protobuf `oneof` (egress `output` / `options`, upload backends, SIP rule kinds ...) is
+  documented as "exactly one of" on the model and on each member (`x-oneof` names the
+  group), and a request that sets two members of one group is refused by validation (422)
+  naming both fields, before protobuf sees it;
+- credentials inside LiveKit's messages (`SECRET_FIELDS`: upload keys and tokens, SIP
+  passwords, `Room.turn_password` ...) are write-only: accepted on input and sent to
+  LiveKit, never rendered by `to_json` (so never in a response, a stored idempotent replay
+  or an event payload), and `redacted(message)` is the copy to put in a log line.
 
 `to_proto` and `to_json` convert with `google.protobuf.json_format`, so no resource is
-ever converted by hand.
+ever converted by hand; `to_page` renders a list response with LiveKit's page token.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from typing import Any, Optional, TypeVar, cast
 
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, create_model
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, create_model, model_validator
 
 from app.errors import InvalidInput
 
@@ -61,6 +70,66 @@ _WELL_KNOWN: dict[str, Any] = {
 }
 
 
+#: Credentials inside LiveKit's messages, by full field name: write-only (see module doc).
+#: Sources: livekit/protocol `livekit_egress.proto` (upload backends, proxy),
+#: `livekit_sip.proto` (trunk and outbound passwords), `livekit_models.proto` (TURN),
+#: `livekit_webhook.proto`, `livekit_rtc.proto` (ICE), `livekit_agent*.proto`,
+#: `livekit_connector_whatsapp.proto`.
+SECRET_FIELDS: frozenset[str] = frozenset(
+    {
+        "livekit.S3Upload.secret",
+        "livekit.S3Upload.session_token",
+        "livekit.GCPUpload.credentials",
+        "livekit.AzureBlobUpload.account_key",
+        "livekit.AliOSSUpload.secret",
+        "livekit.ProxyConfig.password",
+        "livekit.Room.turn_password",
+        "livekit.ICEServer.credential",
+        "livekit.WebhookConfig.signing_key",
+        "livekit.SIPTrunkInfo.inbound_password",
+        "livekit.SIPTrunkInfo.outbound_password",
+        "livekit.CreateSIPTrunkRequest.inbound_password",
+        "livekit.CreateSIPTrunkRequest.outbound_password",
+        "livekit.SIPInboundTrunkInfo.auth_password",
+        "livekit.SIPOutboundTrunkInfo.auth_password",
+        "livekit.SIPInboundTrunkUpdate.auth_password",
+        "livekit.SIPOutboundTrunkUpdate.auth_password",
+        "livekit.SIPOutboundConfig.auth_password",
+        "livekit.DialWhatsAppCallRequest.whatsapp_api_key",
+        "livekit.AcceptWhatsAppCallRequest.whatsapp_api_key",
+        "livekit.DisconnectWhatsAppCallRequest.whatsapp_api_key",
+        "livekit.AgentInfo.secrets",
+        "livekit.ListAgentSecretsResponse.secrets",
+    }
+)
+
+
+def oneof_groups(descriptor: Descriptor) -> list[tuple[str, list[str]]]:
+    """The real `oneof`s of `descriptor` as (group name, member proto names); proto3
+    `optional` fields (synthetic one-member oneofs) are not groups."""
+    return [
+        (oneof.name, [field.name for field in oneof.fields])
+        for oneof in descriptor.oneofs
+        if len(oneof.fields) > 1
+    ]
+
+
+def oneof_clash(group: str, members: list[str], given: list[str]) -> str | None:
+    """The problem message when `given` (the members set, in order) holds more than one
+    member of oneof `group`, else None. Names the first two fields given."""
+    if len(given) < 2:
+        return None
+    choices = ", ".join(f"`{m}`" for m in members)
+    return (
+        f"`{given[0]}` and `{given[1]}` are both given, but oneof `{group}` takes "
+        f"exactly one of {choices}"
+    )
+
+
+def _exactly_one_of(group: str, members: list[str]) -> str:
+    return f"oneof `{group}`: exactly one of " + ", ".join(f"`{m}`" for m in members)
+
+
 class ProtoModel(BaseModel):
     """Base of every derived model; `__proto__` is the message class it mirrors."""
 
@@ -84,27 +153,62 @@ def model_for(message: type[Message], *, name: str | None = None) -> type[ProtoM
     return _models[key]
 
 
+def _attr(field_name: str) -> str:
+    """The Python attribute of a proto field: a name that shadows a BaseModel attribute
+    (`schema`, `copy` ...) gets a trailing underscore and keeps its proto name on the wire."""
+    return f"{field_name}_" if hasattr(BaseModel, field_name) else field_name
+
+
 def _build(descriptor: Descriptor, name: str | None = None) -> type[ProtoModel]:
+    groups = oneof_groups(descriptor)
+    group_of = {member: (group, members) for group, members in groups for member in members}
     fields: dict[str, Any] = {}
     for field in descriptor.fields:
-        # A proto name that shadows a BaseModel attribute (`schema`, `copy` ...) gets a
-        # trailing underscore in Python and keeps its proto name on the wire.
-        attr = f"{field.name}_" if hasattr(BaseModel, field.name) else field.name
+        attr = _attr(field.name)
+        extra: dict[str, Any] = {}
+        description = None
+        if field.full_name in SECRET_FIELDS:
+            extra["writeOnly"] = True
+            description = "a credential: write-only, never returned"
+        if field.name in group_of:
+            group, members = group_of[field.name]
+            extra["x-oneof"] = group
+            description = _exactly_one_of(group, members)
         fields[attr] = (
             Optional[_annotation(field)],  # noqa: UP045 - the annotation is built at run time
             Field(
                 default=None,
                 alias=field.name if attr != field.name else None,
                 validation_alias=AliasChoices(field.name, field.json_name),
+                description=description,
+                json_schema_extra=extra or None,
             ),
         )
+    doc = f"LiveKit `{descriptor.full_name}`."
+    if groups:
+        doc += " " + "; ".join(_exactly_one_of(g, m) for g, m in groups) + "."
+    validators = {"_check_oneofs": _oneof_validator(groups)} if groups else {}
     model = create_model(
         name or descriptor.name,
         __base__=ProtoModel,
-        __doc__=f"LiveKit `{descriptor.full_name}`.",
+        __doc__=doc,
+        __validators__=validators,
         **fields,
     )
     return cast(type[ProtoModel], model)
+
+
+def _oneof_validator(groups: list[tuple[str, list[str]]]) -> Any:
+    """An after-validator refusing two members of one oneof (a 422 naming both)."""
+
+    def check(model: ProtoModel) -> ProtoModel:
+        for group, members in groups:
+            given = [m for m in members if getattr(model, _attr(m)) is not None]
+            if message := oneof_clash(group, members, given):
+                raise ValueError(message)
+        return model
+
+    return model_validator(mode="after")(check)
 
 
 def _annotation(field: FieldDescriptor) -> Any:
@@ -149,35 +253,100 @@ def _enum_for(enum_type: EnumDescriptor) -> type[enum.Enum]:
 def to_proto(model: BaseModel | dict[str, Any], message: type[M]) -> M:
     """Convert a validated model (or a plain dict of proto-named fields) into `message`.
 
-    Only fields the caller set are sent. Raises `InvalidInput` (422) when protobuf refuses
-    the value (two members of one oneof, a bad base64 string ...).
+    Only fields the caller set are sent. Raises `InvalidInput` (422) naming both fields
+    when two members of one oneof are given, and when protobuf refuses a value (a bad
+    base64 string ...).
     """
     data = (
         model.model_dump(mode="json", by_alias=True, exclude_unset=True)
         if isinstance(model, BaseModel)
         else model
     )
+    _check_oneofs(cast(Descriptor, message.DESCRIPTOR), data, [])
     try:
         return json_format.ParseDict(data, message())
     except json_format.ParseError as exc:
         raise InvalidInput(f"invalid {message.DESCRIPTOR.name}: {exc}") from exc
 
 
+def _check_oneofs(descriptor: Descriptor, data: Any, loc: list[str | int]) -> None:
+    """Refuse (422, naming both fields) a dict of proto-named fields, at any depth, that
+    sets two members of one oneof; protobuf's own refusal would name neither clearly."""
+    if not isinstance(data, dict):
+        return
+    for group, members in oneof_groups(descriptor):
+        given = [m for m in members if _given(descriptor, data, m)]
+        if message := oneof_clash(group, members, given):
+            raise InvalidInput(message, extra={"errors": [{"loc": [*loc], "msg": message}]})
+    for field in descriptor.fields:
+        nested = field.message_type
+        if nested is None or nested.full_name in _WELL_KNOWN or nested.GetOptions().map_entry:
+            continue
+        value = _value(data, field)
+        items = enumerate(value) if isinstance(value, list) else [(None, value)]
+        for index, item in items:
+            where = [*loc, field.name] if index is None else [*loc, field.name, index]
+            _check_oneofs(nested, item, where)
+
+
+def _value(data: dict[str, Any], field: FieldDescriptor) -> Any:
+    return data.get(field.name, data.get(field.json_name))
+
+
+def _given(descriptor: Descriptor, data: dict[str, Any], name: str) -> bool:
+    return _value(data, descriptor.fields_by_name[name]) is not None
+
+
 def to_json(message: Message, *, with_defaults: bool = True) -> dict[str, Any]:
-    """`message` as JSON with proto field names and 64-bit ints as numbers; every field is
-    present unless `with_defaults` is False (then only the fields that were set)."""
+    """`message` as JSON with proto field names and 64-bit ints as numbers, without any
+    `SECRET_FIELDS` member at any depth; every other field is present unless
+    `with_defaults` is False (then only the fields that were set)."""
     data = json_format.MessageToDict(
         message,
         preserving_proto_field_name=True,
         always_print_fields_with_no_presence=with_defaults,
     )
-    _int64_as_numbers(cast(Descriptor, message.DESCRIPTOR), data)
+    _shape(cast(Descriptor, message.DESCRIPTOR), data)
     return data
 
 
-def _int64_as_numbers(descriptor: Descriptor, data: dict[str, Any]) -> None:
-    """protojson writes 64-bit integers as strings; the contract wants JSON numbers."""
+def to_page(items: Iterable[Message], next_page_token: str | None = None) -> dict[str, Any]:
+    """A list response `{"items": [...], "next_page_token": ...}`: each item as `to_json`
+    renders it; `next_page_token` is LiveKit's (e.g. `ListEgressResponse.next_page_token`),
+    `""` or None on the last page becoming null."""
+    return {"items": [to_json(item) for item in items], "next_page_token": next_page_token or None}
+
+
+def redacted(message: M) -> M:
+    """A copy of `message` with every `SECRET_FIELDS` member cleared, at any depth: what a
+    log line may show of a LiveKit message."""
+    copy = type(message)()
+    copy.CopyFrom(message)
+    _clear_secrets(copy)
+    return copy
+
+
+def _clear_secrets(message: Message) -> None:
+    for field, value in message.ListFields():
+        if field.full_name in SECRET_FIELDS:
+            message.ClearField(field.name)
+        elif field.message_type is not None and not field.message_type.GetOptions().map_entry:
+            for item in value if _is_repeated(field) else [value]:
+                if isinstance(item, Message):
+                    _clear_secrets(item)
+        elif field.message_type is not None:  # a map: clear its message values
+            for item in value.values():
+                if isinstance(item, Message):
+                    _clear_secrets(item)
+
+
+def _shape(descriptor: Descriptor, data: dict[str, Any]) -> None:
+    """Drop `SECRET_FIELDS` members; and protojson writes 64-bit integers as strings, the
+    contract wants JSON numbers."""
     for field in descriptor.fields:
+        if field.full_name in SECRET_FIELDS:
+            data.pop(field.name, None)
+            continue
         value = data.get(field.name)
         if value is None:
             continue
@@ -189,7 +358,7 @@ def _int64_as_numbers(descriptor: Descriptor, data: dict[str, Any]) -> None:
                 data[field.name] = {k: int(v) for k, v in value.items()}
             elif value_field.message_type is not None:
                 for item in value.values():
-                    _int64_as_numbers(value_field.message_type, item)
+                    _shape(value_field.message_type, item)
         elif field.message_type is not None and field.message_type.full_name not in _WELL_KNOWN:
             for item in value if isinstance(value, list) else [value]:
-                _int64_as_numbers(field.message_type, item)
+                _shape(field.message_type, item)
