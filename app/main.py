@@ -33,7 +33,7 @@ from app.livekit import LiveKit
 from app.settings import Settings, get_settings
 from app.store import Store, run_periodically
 from app.webhooks import RETENTION_INTERVAL_SECONDS, purge_expired_events
-from routers import dispatch, health, rooms, tokens, webhooks
+from routers import dispatch, health, rooms, sip, tokens, webhooks
 from schemas.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    for module in (health, tokens, rooms, dispatch, webhooks):
+    for module in (health, tokens, rooms, dispatch, sip, webhooks):
         app.include_router(module.router)
     _document_problems(app)
     return app
