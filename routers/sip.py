@@ -337,9 +337,11 @@ async def delete_dispatch_rule(rule_id: RuleId, lk: LiveKitDep, _: SipWriteCalle
 
 @router.post(
     "/participants",
+    status_code=201,
     operation_id="create_sip_participant",
     response_model=SIPParticipantInfo,
-    **CREATE,
+    response_model_exclude_unset=True,
+    responses=problems(*LIVEKIT_PROBLEMS, 400, 404, 409, 503),
 )
 async def create_participant(
     body: CreateSIPParticipantRequest,
