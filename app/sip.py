@@ -26,7 +26,6 @@ Redis, livekit-sip v1.8.0) does, and what is added here:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -245,10 +244,10 @@ async def create_participant(
     except UpstreamTimeout as exc:
         if exc.code == SIP_CALL_TIMEOUT:
             raise  # LiveKit gave up ringing and CANCELled the call itself
-        await _hang_up(lk, request.room_name, request.participant_identity)
+        outcome = await _hang_up(lk, request.room_name, request.participant_identity)
         raise UpstreamTimeout(
             f"the call to {request.sip_call_to} was not answered within {call_timeout:g} s; "
-            "it was hung up",
+            + outcome,
             code=SIP_CALL_TIMEOUT,
         ) from exc
 
@@ -284,10 +283,16 @@ def _pin_ringing(
     request.ringing_timeout.nanos = 0
 
 
-async def _hang_up(lk: LiveKit, room: str, identity: str) -> None:
+async def _hang_up(lk: LiveKit, room: str, identity: str) -> str:
     """Remove the SIP participant, which ends its call (CANCEL while ringing, BYE once
-    answered); a participant already gone is fine."""
+    answered). Returns what happened, for the problem's detail; a failure is logged."""
     participant = api.RoomParticipantIdentity(room=room, identity=identity)
-    with contextlib.suppress(AppError):
+    try:
         await lk.run(lk.room.remove_participant(participant))
-        log.info("hung up %s in room %s after the call deadline", identity, room)
+    except AppError as exc:
+        if exc.status == NotFound.status:
+            return "it is no longer in the room"
+        log.warning("could not hang up %s in room %s: %s", identity, room, exc.detail)
+        return f"hanging it up failed ({exc.detail})"
+    log.info("hung up %s in room %s after the call deadline", identity, room)
+    return "it was hung up"
