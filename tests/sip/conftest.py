@@ -17,30 +17,33 @@ from tests.sip.components import LocalSipServer, Phone, netns_address
 
 
 @pytest.fixture(scope="session")
-def sip_livekit() -> Iterator[LocalLiveKit]:
-    """`livekit-server --dev --node-ip 192.0.2.1` with a Redis of its own (not clustered
-    with the other tiers' server)."""
+def sip_redis() -> Iterator[LocalRedis]:
+    """A Redis of the SIP tier's own, so its LiveKit server does not cluster with the other
+    tiers' server."""
     redis = LocalRedis().start()
-    server = LocalLiveKit(
-        api_key=API_KEY, api_secret=API_SECRET, redis=redis.address, node_ip=netns_address()
-    )
-    try:
-        server.start()
-        server.redis = redis  # type: ignore[attr-defined]  # for the SIP server
-        yield server
-    finally:
-        server.stop()
-        redis.stop()
+    yield redis
+    redis.stop()
 
 
 @pytest.fixture(scope="session")
-def sip_server(sip_livekit: LocalLiveKit) -> Iterator[LocalSipServer]:
-    """LiveKit's SIP server attached to `sip_livekit`."""
+def sip_livekit(sip_redis: LocalRedis) -> Iterator[LocalLiveKit]:
+    """`livekit-server --dev --node-ip 192.0.2.1` (the namespace's address) with Redis."""
+    server = LocalLiveKit(
+        api_key=API_KEY, api_secret=API_SECRET, redis=sip_redis.address, node_ip=netns_address()
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def sip_server(sip_livekit: LocalLiveKit, sip_redis: LocalRedis) -> Iterator[LocalSipServer]:
+    """LiveKit's SIP server attached to `sip_livekit` and its Redis."""
     server = LocalSipServer(
         ws_url=sip_livekit.url.replace("http://", "ws://", 1),
         api_key=API_KEY,
         api_secret=API_SECRET,
-        redis=sip_livekit.redis.address,  # type: ignore[attr-defined]
+        redis=sip_redis.address,
     )
     server.start()
     yield server
