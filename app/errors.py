@@ -139,11 +139,17 @@ def error_for_twirp(
 
     `twirp_code` is the Twirp error code (https://twitchtv.github.io/twirp/docs/spec_v7.html),
     `message` LiveKit's text, `not_found_code` the problem code to use for `not_found`
-    (e.g. `room_not_found`). SIP status metadata, when present, becomes problem members.
+    (e.g. `room_not_found`). SIP status metadata, when present, becomes problem members and
+    decides the status whatever Twirp code wraps it (LiveKit sends 486 Busy Here as
+    `resource_exhausted`, a refused transfer as `permission_denied`): a callee that never
+    answered is 504 `sip_call_timeout`, any other SIP failure 502 `sip_call_failed`.
     """
     detail = f"LiveKit: {message}" if message else f"LiveKit answered {twirp_code}"
     extra = _sip_members(metadata or {})
-    if "sip_status_code" in extra:
+    if _sip_not_answered(twirp_code, message, extra):
+        extra = {"sip_status_code": SIP_REQUEST_TIMEOUT, "sip_status": "Request Timeout", **extra}
+        return UpstreamTimeout(detail, code="sip_call_timeout", extra=extra)
+    if "sip_status_code" in extra or "sip_transfer_reason" in extra:
         return UpstreamError(detail, code="sip_call_failed", extra=extra)
     if twirp_code in _INVALID:
         return InvalidInput(detail, code="invalid_argument")
@@ -182,10 +188,30 @@ def _not_enabled(twirp_code: str, message: str) -> bool:
 
 
 def _sip_members(metadata: dict[str, str]) -> dict[str, Any]:
-    """`sip_status_code` (int) and `sip_status` from a SIP call failure, when present."""
+    """`sip_status_code` (int), `sip_status` and `sip_transfer_reason` from a SIP call or
+    transfer failure, when present."""
     members: dict[str, Any] = {}
     if code := metadata.get("sip_status_code"):
         members["sip_status_code"] = int(code) if code.isdigit() else code
     if status := metadata.get("sip_status"):
         members["sip_status"] = status
+    if reason := metadata.get("sip_transfer_reason"):
+        members["sip_transfer_reason"] = reason
     return members
+
+
+#: SIP `408 Request Timeout` (RFC 3261 §21.4.9): nobody answered in time.
+SIP_REQUEST_TIMEOUT = 408
+
+
+def _sip_not_answered(twirp_code: str, message: str, sip: dict[str, Any]) -> bool:
+    """A SIP call whose callee never answered: SIP status 408, or what livekit-sip v1.8
+    answers when its ringing timeout lapses (it CANCELs the INVITE): Twirp `canceled` or
+    `deadline_exceeded` with "sip request timed out" and no SIP status."""
+    if sip.get("sip_status_code") == SIP_REQUEST_TIMEOUT:
+        return True
+    return (
+        "sip_status_code" not in sip
+        and twirp_code in {"canceled", "deadline_exceeded"}
+        and "sip request timed out" in message.lower()
+    )

@@ -87,12 +87,14 @@ class IdempotencyPolicy:
     @classmethod
     def from_settings(cls, settings: Settings) -> IdempotencyPolicy:
         """TTL from IDEMPOTENCY_TTL_SECONDS; waiting bounded by the LiveKit deadline
-        (LIVEKIT_TIMEOUT_SECONDS): 3 deadlines to wait, 6 (at least 30 s) before a takeover."""
+        (LIVEKIT_TIMEOUT_SECONDS): 3 deadlines to wait, 6 (at least 30 s) before a takeover,
+        and never before a SIP call could have stopped ringing (SIP_CALL_TIMEOUT_SECONDS),
+        so a retry never dials twice."""
         deadline = settings.livekit_timeout_seconds
         return cls(
             ttl_seconds=settings.idempotency_ttl_seconds,
             wait_seconds=3 * deadline,
-            lease_seconds=max(30.0, 6 * deadline),
+            lease_seconds=max(30.0, 6 * deadline, settings.sip_call_timeout_seconds + deadline),
         )
 
 

@@ -19,7 +19,7 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 import aiohttp
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from livekit import api
 from livekit.api.agent_dispatch_service import AgentDispatchService
 from livekit.api.egress_service import EgressService
@@ -38,6 +38,7 @@ from app.errors import (
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+M = TypeVar("M", bound=Message)
 
 log = logging.getLogger(__name__)
 
@@ -96,16 +97,25 @@ class LiveKit:
         """LiveKit SIP service."""
         return self._api.sip
 
-    async def run(self, call: Awaitable[T], *, not_found_code: str = "not_found") -> T:
+    async def run(
+        self,
+        call: Awaitable[T],
+        *,
+        not_found_code: str = "not_found",
+        timeout_seconds: float | None = None,
+    ) -> T:
         """Await one LiveKit call under the deadline; map every failure to an `AppError`.
 
         Raises the contract's table: 422/404/409/429/501/502/503/504 (see `app.errors`).
         `not_found_code` is the problem code a Twirp `not_found` becomes (the route's
         resource: `egress_not_found`, `sip_trunk_not_found` ...). Any other exception from
         the SDK is 502 `livekit_error` (logged with its type, not its arguments).
+        `timeout_seconds` replaces LIVEKIT_TIMEOUT_SECONDS for a call that waits on purpose
+        (a SIP call ringing until it is answered).
         """
+        deadline = timeout_seconds or self.timeout_seconds
         try:
-            async with asyncio.timeout(self.timeout_seconds):
+            async with asyncio.timeout(deadline):
                 return await call
         except api.SipCallError as exc:
             raise error_for_twirp(exc.code, exc.message, metadata=exc.metadata) from exc
@@ -114,9 +124,7 @@ class LiveKit:
                 exc.code, exc.message, not_found_code=not_found_code, metadata=exc.metadata
             ) from exc
         except TimeoutError as exc:
-            raise UpstreamTimeout(
-                f"LiveKit did not answer within {self.timeout_seconds:g} s"
-            ) from exc
+            raise UpstreamTimeout(f"LiveKit did not answer within {deadline:g} s") from exc
         except (aiohttp.ClientConnectionError, OSError) as exc:
             raise UpstreamUnavailable(f"LiveKit at {self.url} is unreachable: {exc}") from exc
         except aiohttp.ClientError as exc:
@@ -128,6 +136,14 @@ class LiveKit:
         except Exception as exc:  # livekit-api raised something it does not document
             log.error("unexpected %s from livekit-api", type(exc).__name__, exc_info=False)
             raise UpstreamError(f"LiveKit call failed unexpectedly ({type(exc).__name__})") from exc
+
+    def update_sip(self, method: str, request: Message, response: type[M]) -> Awaitable[M]:
+        """SIP service `method` (`UpdateSIPInboundTrunk`, `UpdateSIPOutboundTrunk`,
+        `UpdateSIPDispatchRule`) with LiveKit's whole `Update…Request`, `update` or `replace`
+        form: livekit-api's `update_*_fields` helpers drop `ListUpdate.clear` and the fields
+        newer than their keyword arguments. Await it with `run`."""
+        sip = self._api.sip
+        return sip._client.request("SIP", method, request, sip._admin_headers(), response)
 
     async def readiness(self) -> str:
         """`"ok"` when LiveKit answers the cheapest authenticated call (ListRooms for a name

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     livekit_public_url: str | None = None
     livekit_webhook_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(default_factory=dict)
     livekit_timeout_seconds: float = Field(default=5.0, gt=0)
+    sip_call_timeout_seconds: float = Field(default=40.0, gt=2)
     service_keys: Annotated[list[ServiceKey], NoDecode] = Field(default_factory=list)
     token_policy: Annotated[TokenPolicy | None, NoDecode] = None
     database_url: SecretStr = SecretStr("sqlite+aiosqlite:///./data/events.db")

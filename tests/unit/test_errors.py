@@ -212,7 +212,7 @@ def test_retry_after_only_where_the_contract_says(twirp_code):
         ("resource_exhausted", "503", "Service Unavailable"),
         ("not_found", "404", "Not Found"),
         ("permission_denied", "603", "Decline"),
-        ("deadline_exceeded", "408", "Request Timeout"),
+        ("deadline_exceeded", "480", "Temporarily Unavailable"),
     ],
 )
 def test_sip_status_is_502_with_sip_members(twirp_code, sip_code, sip_status, caplog):
@@ -233,6 +233,38 @@ def test_sip_status_code_without_reason_phrase():
     error = error_for_twirp("unavailable", "x", metadata={"sip_status_code": "603"})
     assert (error.status, error.code) == (502, "sip_call_failed")
     assert error.extra == {"sip_status_code": 603}
+
+
+# "A callee that never answers is 504 with the SIP detail", whatever Twirp code wraps it.
+
+
+@pytest.mark.parametrize(
+    ("twirp_code", "message", "metadata"),
+    [
+        ("deadline_exceeded", "x", {"sip_status_code": "408", "sip_status": "Request Timeout"}),
+        ("unavailable", "x", {"sip_status_code": "408"}),
+        # livekit-sip v1.8 when its ringing timeout lapses (measured with a phone that rings)
+        ("canceled", "twirp error unknown: sip request timed out", {}),
+        ("deadline_exceeded", "sip request timed out", {}),
+    ],
+)
+def test_a_callee_that_never_answers_is_504(twirp_code, message, metadata):
+    error = error_for_twirp(twirp_code, message, metadata=metadata)
+    assert (error.status, error.code) == (504, "sip_call_timeout")
+    assert error.extra["sip_status_code"] == 408
+    assert error.extra["sip_status"] == "Request Timeout"
+
+
+def test_a_timeout_that_is_not_sip_keeps_the_table():
+    error = error_for_twirp("canceled", "twirp error unknown: request timed out")
+    assert (error.status, error.code) == (502, "livekit_error")
+    assert error.extra == {}
+
+
+def test_a_failed_transfer_names_its_reason():
+    error = error_for_twirp("unavailable", "x", metadata={"sip_transfer_reason": "STR_X"})
+    assert (error.status, error.code) == (502, "sip_call_failed")
+    assert error.extra == {"sip_transfer_reason": "STR_X"}
 
 
 def test_metadata_without_sip_status_keeps_the_table():
