@@ -428,7 +428,7 @@ async def test_password_never_in_a_replay_the_store_or_a_log(client, live_servic
     assert "auth_password" not in first.json()
     assert PASSWORD not in first.text + again.text
 
-    database = live_service.app.state.settings.database_url.split("///", 1)[1]
+    database = live_service.app.state.settings.database_url.get_secret_value().split("///", 1)[1]
     with sqlite3.connect(database) as db:
         stored = db.execute("SELECT response_body FROM idempotency_keys").fetchall()
     assert any(first.json()["sip_trunk_id"] in row[0] for row in stored)
