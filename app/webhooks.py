@@ -33,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.auth import bearer_credential
 from app.errors import AppError, BadRequest, NotFound, Unauthorized
-from app.store import Store, database_errors
+from app.store import Store, StreamPosition, database_errors
 from app.tokens import TokenRejected, verify_with_keyring
 from schemas.bridge import to_json
 from schemas.common import Page
@@ -271,16 +271,16 @@ async def get_event(store: Store, event_id: str) -> StoredEvent:
     return stored_event(row)
 
 
-async def stream_start(store: Store, last_event_id: str | None) -> int:
+async def stream_start(store: Store, last_event_id: str | None) -> StreamPosition:
     """Where a follower starts: after `last_event_id` (an SSE `Last-Event-ID`; an id no
-    longer stored replays everything retained), else after the newest event stored now.
-    Returns a store sequence; retries while the database is unavailable."""
+    longer stored replays everything retained), else from now (see
+    `Store.stream_position_now`). Retries while the database is unavailable."""
     while True:
         try:
             if last_event_id:
-                row = await store.get_event(last_event_id)
-                return int(row.seq) if row is not None else 0
-            return await store.last_seq()
+                position = await store.event_position(last_event_id)
+                return position if position is not None else StreamPosition(-1, 0)
+            return await store.stream_position_now()
         except SQLAlchemyError as exc:
             log.warning("event stream: store query failed: %s", exc.__class__.__name__)
             await asyncio.sleep(FOLLOW_POLL_SECONDS)
@@ -289,31 +289,29 @@ async def stream_start(store: Store, last_event_id: str | None) -> int:
 async def follow_events(
     store: Store,
     filters: EventFilters,
-    after_seq: int,
+    after: StreamPosition,
     *,
     poll_seconds: float = FOLLOW_POLL_SECONDS,
 ) -> AsyncIterator[StoredEvent]:
-    """Yield the events matching `filters` stored after `after_seq` (see `stream_start`), in
-    store order, forever (until the caller stops).
+    """Yield the events matching `filters` past `after` (see `stream_start`), in follow
+    order, forever (until the caller stops).
 
     Events stored by any replica sharing the database are found by polling every
-    `poll_seconds`; this process's own inserts wake the follower at once. Because store
-    order is commit order (see `Store.insert_event`), following `seq` never skips an event.
+    `poll_seconds`; this process's own inserts wake the follower at once. The store hands
+    out rows only up to a high-water mark no transaction in flight can fall below (see
+    `Store.follow_events`), so the stream never skips an event that commits late.
     A database failure is logged and retried, so the stream survives a database restart.
     """
-    after = after_seq
     columns = filters.columns()
     while True:
         changed = store.changed()
         try:
-            rows = await store.find_events(
-                filters=columns, after_seq=after, newest_first=False, limit=FOLLOW_BATCH
-            )
+            rows = await store.follow_events(filters=columns, after=after, limit=FOLLOW_BATCH)
         except SQLAlchemyError as exc:
             log.warning("event stream: store query failed: %s", exc.__class__.__name__)
             rows = []
         for row in rows:
-            after = row.seq
+            after = StreamPosition(int(row.xid or 0), int(row.seq))
             yield stored_event(row)
         if len(rows) < FOLLOW_BATCH:
             with contextlib.suppress(TimeoutError):
