@@ -307,6 +307,13 @@ class SignedAccessToken(api.AccessToken):
         return self.sign()[0]
 
 
+def check_hs256_signature(token: str, secret: str) -> None:
+    """Check that `token` is a JWS signed HS256 with `secret` (PyJWT, the secret prepared
+    once per process). Claims are not looked at. Raises `jwt.PyJWTError`
+    (`InvalidSignatureError`, `InvalidAlgorithmError`, `DecodeError`)."""
+    _JWS.decode_complete(token, secret, algorithms=["HS256"])
+
+
 def _grant_claim(grant: Any) -> dict[str, Any]:
     """A grant dataclass as livekit-api writes it: camelCase, None and "" left out."""
     names = _GRANT_NAMES[type(grant)]
