@@ -68,6 +68,9 @@ CURRENT_XID_SQL = "(pg_current_xact_id()::text::bigint)"
 #: taken: every transaction below it has committed or aborted.
 SNAPSHOT_XMIN_SQL = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint)"
 
+#: Most webhook events committed in one transaction (see `Store.insert_event`).
+EVENT_BATCH_LIMIT = 200
+
 #: SQLite waits this long (seconds) for another writer's lock before failing.
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 
@@ -169,6 +172,8 @@ class Store:
             self.engine = create_async_engine(self.url, pool_pre_ping=True)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._changed = asyncio.Event()
+        self._pending_events: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self._event_writer: asyncio.Task[None] | None = None
 
     async def migrate(self) -> None:
         """Upgrade the schema to the newest alembic revision (idempotent)."""
@@ -208,24 +213,71 @@ class Store:
     # --- webhook events -----------------------------------------------------------------
 
     async def insert_event(self, values: dict[str, Any]) -> bool:
-        """Commit one `webhook_events` row unless its `id` is already stored.
+        """Commit one `webhook_events` row unless its `id` is already stored; returns after
+        the commit.
 
         Returns True when this call stored it, False for a duplicate (including one written
-        at the same moment by another request or replica). No lock beyond the row's own: on
-        PostgreSQL the row's `xid` column defaults to the writing transaction's id, which is
-        what lets `follow_events` never skip a row that commits late.
+        at the same moment by another request or replica). Rows that arrive while a commit
+        is under way are committed together in the next transaction (group commit: one
+        disk flush for many events); each caller still returns only once its own row is
+        durable, and gets the batch's error if that commit fails. No lock beyond the rows'
+        own: on PostgreSQL each row's `xid` column defaults to the writing transaction's
+        id, which is what lets `follow_events` never skip a row that commits late.
         """
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending_events.append((values, future))
+        writer = self._event_writer
+        if writer is None or writer.done() or writer.get_loop() is not future.get_loop():
+            self._event_writer = asyncio.create_task(self._write_pending_events())
+        return await asyncio.shield(future)
+
+    async def _write_pending_events(self) -> None:
+        """Commit the waiting rows, `EVENT_BATCH_LIMIT` per transaction, until none wait.
+        A batch that fails is retried row by row, so one bad row fails only its caller."""
+        while self._pending_events:
+            batch = self._pending_events[:EVENT_BATCH_LIMIT]
+            del self._pending_events[:EVENT_BATCH_LIMIT]
+            try:
+                stored = await self._commit_events([values for values, _ in batch])
+            except Exception as exc:
+                if len(batch) == 1 or _store_unavailable(exc):
+                    for _, future in batch:
+                        _settle(future, exc)
+                else:  # a row the database refuses fails only its own caller
+                    await self._commit_one_by_one(batch)
+                continue
+            seen: set[str] = set()
+            for values, future in batch:  # a repeated id in one batch is stored once
+                _settle(future, values["id"] in stored and values["id"] not in seen)
+                seen.add(values["id"])
+            if stored:
+                self._notify()
+
+    async def _commit_one_by_one(
+        self, batch: list[tuple[dict[str, Any], asyncio.Future[bool]]]
+    ) -> None:
+        for values, future in batch:
+            try:
+                stored = await self._commit_events([values])
+            except Exception as exc:
+                _settle(future, exc)
+            else:
+                _settle(future, bool(stored))
+                if stored:
+                    self._notify()
+
+    async def _commit_events(self, rows: list[dict[str, Any]]) -> set[str]:
+        """Insert `rows` (`webhook_events` column values) in one transaction, skipping ids
+        already stored; returns the ids this transaction stored. Anything else that must
+        change with each stored event belongs in this transaction."""
         statement = (
             self.insert(webhook_events)
-            .values(**values)
             .on_conflict_do_nothing(index_elements=[webhook_events.c.id])
-            .returning(webhook_events.c.seq)
+            .returning(webhook_events.c.id)
         )
         async with self.sessions.begin() as session:
-            stored = (await session.execute(statement)).scalar_one_or_none() is not None
-        if stored:
-            self._notify()
-        return stored
+            result = await session.execute(statement, rows)
+            return {row.id for row in result}
 
     async def find_events(
         self,
@@ -333,6 +385,23 @@ class Store:
     def _notify(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
+
+
+def _store_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached (rather than refusing a row)."""
+    if isinstance(exc, (OSError, TimeoutError, sa.exc.OperationalError, sa.exc.InterfaceError)):
+        return True
+    return bool(getattr(exc, "connection_invalidated", False))
+
+
+def _settle(future: asyncio.Future[bool], outcome: bool | BaseException) -> None:
+    """Resolve a waiting `insert_event` (unless its caller has gone)."""
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 @contextmanager
