@@ -13,7 +13,8 @@ Every failure is `Unauthorized` (401, `webhook_signature_invalid`).
 
 What is stored is what every read route serves back: a body with a duplicated JSON key,
 an unpaired UTF-16 surrogate anywhere, or a NUL in a value that becomes a column (room
-name, identity, egress or ingress id) is refused with 400, never stored (PostgreSQL text
+name, identity, egress or ingress id) or such a value over 512 characters (PostgreSQL
+cannot index it) is refused with 400, never stored (PostgreSQL text
 cannot hold a NUL, JSON responses cannot carry a lone surrogate, and a duplicated key
 would be read back differently by another parser). A NUL elsewhere (e.g. in metadata)
 is stored as the `\u0000` escape LiveKit sent and served back as such.
@@ -57,6 +58,9 @@ MAX_BODY_BYTES = 1024 * 1024
 ACCEPTED_CONTENT_TYPES = frozenset({"application/webhook+json", "application/json"})
 #: Longest event `id` / `event` type stored.
 MAX_ID_LENGTH = 255
+#: Longest room name, identity, egress or ingress id stored as a column (characters; at
+#: 4 bytes each still below PostgreSQL's 2704-byte limit on a B-tree index entry).
+MAX_COLUMN_LENGTH = 512
 #: How often a follower looks for events stored by other replicas (seconds).
 FOLLOW_POLL_SECONDS = 0.5
 #: Rows a follower reads per query.
@@ -151,7 +155,8 @@ def parse_event(body: bytes) -> tuple[WebhookEvent, dict[str, Any]]:
 
     Raises `BadRequest` (400, `webhook_malformed`) when the body is not a JSON object that
     protobuf accepts as a `WebhookEvent`, lacks a usable `id` or `event`, repeats a key,
-    carries an unpaired surrogate, or a NUL in a column value (see the module doc).
+    carries an unpaired surrogate, or a NUL in a column value or one over
+    `MAX_COLUMN_LENGTH` (see the module doc).
     """
     try:
         text = body.decode("utf-8")
@@ -172,6 +177,8 @@ def parse_event(body: bytes) -> tuple[WebhookEvent, dict[str, Any]]:
     for name in _TEXT_COLUMNS:
         if "\x00" in (columns[name] or ""):
             raise _malformed(f"the event's {name} contains a NUL character")
+        if len(columns[name] or "") > MAX_COLUMN_LENGTH:
+            raise _malformed(f"the event's {name} is over {MAX_COLUMN_LENGTH} characters")
     return event, {**columns, "body": text}
 
 

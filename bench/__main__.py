@@ -458,6 +458,13 @@ def main() -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
     result = run(workdir, log)
+    log("profile of the token route")
+    profile = subprocess.run(
+        pinned(SERVER_CPU, [sys.executable, "-m", "bench.profile_token", "3000"]),
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    result += "\n\nWhere the token route's time goes (bench/profile_token.py, cProfile):\n\n"
+    result += profile
     print(result)
     results = ROOT / "bench" / "results"
     results.mkdir(exist_ok=True)

@@ -102,15 +102,40 @@ async def main(count: int) -> None:
     print(f"POST /v1/token in process: {plain * 1e6:.0f} µs per request ({count} requests)")
     print(f"minting alone (SignedAccessToken.sign): {mint_us():.1f} µs per token\n")
     stats = pstats.Stats(profiler)
+    entries = stats.stats  # type: ignore[attr-defined]
     by_package: dict[str, float] = defaultdict(float)
-    for (filename, _line, _name), (_cc, _nc, tottime, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+    for (filename, _line, _name), (_cc, _nc, tottime, _ct, _callers) in entries.items():
         by_package[where(filename)] += tottime
     total = sum(by_package.values())
-    print("own time by package (cProfile, share of the profiled run):")
-    for package, seconds in sorted(by_package.items(), key=lambda kv: -kv[1])[:12]:
-        print(f"  {package:<24} {seconds / total:6.1%}")
-    print("\nslowest functions, cumulative:")
-    stats.sort_stats("cumulative").print_stats(25)
+    print("| own time in | share |\n| --- | --- |")
+    for package, seconds in sorted(by_package.items(), key=lambda kv: -kv[1])[:10]:
+        print(f"| {package} | {seconds / total:.0%} |")
+    print("\n| function (cumulative) | share | calls per request |\n| --- | --- | --- |")
+    ranked = sorted(entries.items(), key=lambda kv: -kv[1][3])
+    shown = 0
+    for (filename, line, name), (_cc, calls, _tt, cumtime, _callers) in ranked:
+        package = where(filename)
+        if (
+            package
+            not in (
+                "app",
+                "routers",
+                "schemas",
+                "fastapi",
+                "starlette",
+                "limits",
+                "jwt",
+                "prometheus_client",
+                "pydantic",
+            )
+            or cumtime / total > 0.9
+        ):
+            continue
+        short = filename.split("site-packages/")[-1].split("/perf/")[-1]
+        print(f"| {short}:{line} {name} | {cumtime / total:.0%} | {calls / count:g} |")
+        shown += 1
+        if shown == 18:
+            break
 
 
 if __name__ == "__main__":
