@@ -293,8 +293,9 @@ class SignedAccessToken(api.AccessToken):
             elif isinstance(value, dict):
                 value = dict(value)
             claims[name] = value
-        not_before = int(time.time())
-        expires = not_before + int(self.ttl.total_seconds())
+        now = time.time()
+        not_before = int(now)
+        expires = int(now + self.ttl.total_seconds())
         claims["sub"] = self.identity
         claims["iss"] = self.api_key
         claims["nbf"] = not_before

@@ -96,7 +96,9 @@ SETTERS = {
     "with_sha256": text,
     "with_room_preset": text,
     "with_room_config": room_configs,
-    "with_ttl": st.integers(1, 10**7).map(lambda s: dt.timedelta(seconds=s)),
+    "with_ttl": st.builds(
+        dt.timedelta, seconds=st.integers(1, 10**7), microseconds=st.integers(0, 999_999)
+    ),
 }
 builders = st.fixed_dictionaries({}, optional=SETTERS)
 instants = st.datetimes(
