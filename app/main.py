@@ -107,7 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    for module in (health, tokens, rooms, dispatch, webhooks):
+    # Routes are matched in order, one by one: the hot ones (tokens, webhooks) go first.
+    for module in (health, tokens, webhooks, rooms, dispatch):
         app.include_router(module.router)
     _document_problems(app)
     return app
