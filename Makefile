@@ -34,8 +34,9 @@ format: ## apply ruff formatting and safe fixes
 	$(UV) ruff format .
 	$(UV) ruff check --fix .
 
-bench: install ## run the benchmarks in bench/ (prints ratios; never part of `make test`)
+bench: install ## run the benchmarks in bench/ (prints ratios; needs wrk and Node.js; never part of `make test`)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
+	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null)
 	$(UV) python -m bench
 
 clean: ## remove caches and local data (keeps .tools and .venv)

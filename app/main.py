@@ -133,15 +133,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(Exception, _unexpected_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    # Routes are matched in order, one by one: the hot ones (tokens, webhooks) go first.
     for module in (
         health,
         tokens,
+        webhooks,
         rooms,
         dispatch,
         egress,
         ingress,
         sip,
-        webhooks,
         sessions,
         whoami,
         console,

@@ -44,6 +44,7 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +82,17 @@ logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
-#: `pg_advisory_lock` keys (arbitrary 64-bit constants, one per purpose).
+#: `pg_advisory_lock` key of the migrations (an arbitrary 64-bit constant).
 MIGRATION_LOCK_KEY = 0x4C4B_4350_0001
-EVENT_WRITE_LOCK_KEY = 0x4C4B_4350_0002
+
+#: On PostgreSQL, the writing transaction's id (64-bit, never wraps), as a column default.
+CURRENT_XID_SQL = "(pg_current_xact_id()::text::bigint)"
+#: On PostgreSQL, the oldest transaction id still running as this statement's snapshot was
+#: taken: every transaction below it has committed or aborted.
+SNAPSHOT_XMIN_SQL = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint)"
+
+#: Most webhook events committed in one transaction (see `Store.insert_event`).
+EVENT_BATCH_LIMIT = 200
 
 #: SQLite waits this long (seconds) for another writer's lock before failing.
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
@@ -132,7 +141,9 @@ class UTCDateTime(sa.TypeDecorator[dt.datetime]):
 SeqType = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 #: One row per LiveKit webhook event, unique by LiveKit's event `id`. `seq` orders rows as
-#: they were committed (see `Store.insert_event`); `body` is the exact JSON LiveKit sent.
+#: they were inserted; `xid` (PostgreSQL only, its default: the writing transaction's id)
+#: orders them for followers (see `Store.follow_events`); `body` is the exact JSON LiveKit
+#: sent.
 webhook_events = sa.Table(
     "webhook_events",
     metadata,
@@ -146,6 +157,7 @@ webhook_events = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False, index=True),
     sa.Column("received_at", UTCDateTime(), nullable=False, index=True),
     sa.Column("body", sa.Text(), nullable=False),
+    sa.Column("xid", sa.BigInteger(), nullable=True),
     sa.Index(None, "event", "seq"),
     sa.Index(None, "room_name", "seq"),
     sa.Index(None, "participant_identity", "seq"),
@@ -161,6 +173,15 @@ store_probe = sa.Table(
     sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
     sa.Column("checked_at", UTCDateTime(), nullable=False),
 )
+
+
+@dataclass(frozen=True)
+class StreamPosition:
+    """Where an event follower stands: past every row at or before `(xid, seq)` in follow
+    order (`xid` is 0 on SQLite and for rows older than revision 0004)."""
+
+    xid: int
+    seq: int
 
 
 class Store:
@@ -201,6 +222,8 @@ class Store:
             )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._changed = asyncio.Event()
+        self._pending_events: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self._event_writer: asyncio.Task[None] | None = None
 
     async def migrate(self) -> None:
         """Upgrade the schema to the newest alembic revision (idempotent)."""
@@ -240,28 +263,71 @@ class Store:
     # --- webhook events -----------------------------------------------------------------
 
     async def insert_event(self, values: dict[str, Any]) -> bool:
-        """Commit one `webhook_events` row unless its `id` is already stored.
+        """Commit one `webhook_events` row unless its `id` is already stored; returns after
+        the commit.
 
         Returns True when this call stored it, False for a duplicate (including one written
-        at the same moment by another request or replica). On PostgreSQL, writers take a
-        transaction-scoped advisory lock so that `seq` order is commit order: a reader
-        following `seq` upwards then never skips a row that commits late.
+        at the same moment by another request or replica). Rows that arrive while a commit
+        is under way are committed together in the next transaction (group commit: one
+        disk flush for many events); each caller still returns only once its own row is
+        durable, and gets the batch's error if that commit fails. No lock beyond the rows'
+        own: on PostgreSQL each row's `xid` column defaults to the writing transaction's
+        id, which is what lets `follow_events` never skip a row that commits late.
         """
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending_events.append((values, future))
+        writer = self._event_writer
+        if writer is None or writer.done() or writer.get_loop() is not future.get_loop():
+            self._event_writer = asyncio.create_task(self._write_pending_events())
+        return await asyncio.shield(future)
+
+    async def _write_pending_events(self) -> None:
+        """Commit the waiting rows, `EVENT_BATCH_LIMIT` per transaction, until none wait.
+        A batch that fails is retried row by row, so one bad row fails only its caller."""
+        while self._pending_events:
+            batch = self._pending_events[:EVENT_BATCH_LIMIT]
+            del self._pending_events[:EVENT_BATCH_LIMIT]
+            try:
+                stored = await self._commit_events([values for values, _ in batch])
+            except Exception as exc:
+                if len(batch) == 1 or _store_unavailable(exc):
+                    for _, future in batch:
+                        _settle(future, exc)
+                else:  # a row the database refuses fails only its own caller
+                    await self._commit_one_by_one(batch)
+                continue
+            seen: set[str] = set()
+            for values, future in batch:  # a repeated id in one batch is stored once
+                _settle(future, values["id"] in stored and values["id"] not in seen)
+                seen.add(values["id"])
+            if stored:
+                self._notify()
+
+    async def _commit_one_by_one(
+        self, batch: list[tuple[dict[str, Any], asyncio.Future[bool]]]
+    ) -> None:
+        for values, future in batch:
+            try:
+                stored = await self._commit_events([values])
+            except Exception as exc:
+                _settle(future, exc)
+            else:
+                _settle(future, bool(stored))
+                if stored:
+                    self._notify()
+
+    async def _commit_events(self, rows: list[dict[str, Any]]) -> set[str]:
+        """Insert `rows` (`webhook_events` column values) in one transaction, skipping ids
+        already stored; returns the ids this transaction stored. Anything else that must
+        change with each stored event belongs in this transaction."""
         statement = (
             self.insert(webhook_events)
-            .values(**values)
             .on_conflict_do_nothing(index_elements=[webhook_events.c.id])
-            .returning(webhook_events.c.seq)
+            .returning(webhook_events.c.id)
         )
         async with self.sessions.begin() as session:
-            if self.dialect == "postgresql":
-                await session.execute(
-                    sa.select(sa.func.pg_advisory_xact_lock(EVENT_WRITE_LOCK_KEY))
-                )
-            stored = (await session.execute(statement)).scalar_one_or_none() is not None
-        if stored:
-            self._notify()
-        return stored
+            result = await session.execute(statement, rows)
+            return {row.id for row in result}
 
     async def find_events(
         self,
@@ -304,6 +370,56 @@ class Store:
             value = await session.scalar(sa.select(sa.func.max(webhook_events.c.seq)))
             return int(value or 0)
 
+    async def stream_position_now(self) -> StreamPosition:
+        """The follow position from which every event committed from now on is delivered.
+
+        SQLite (one writer at a time: `seq` order is commit order): the highest `seq`.
+        PostgreSQL: just below the oldest running transaction, so rows of transactions
+        still in flight are delivered when they commit (rows committed by younger
+        transactions meanwhile may be delivered too: a follower may see a few events from
+        just before it started, never miss one)."""
+        if self.dialect != "postgresql":
+            return StreamPosition(0, await self.last_seq())
+        async with self.sessions() as session:
+            xmin = await session.scalar(sa.select(sa.text(SNAPSHOT_XMIN_SQL)))
+            return StreamPosition(int(xmin), 0)
+
+    async def event_position(self, event_id: str) -> StreamPosition | None:
+        """The follow position of the stored event `event_id`, or None."""
+        columns = (sa.func.coalesce(webhook_events.c.xid, 0), webhook_events.c.seq)
+        query = sa.select(*columns).where(webhook_events.c.id == event_id)
+        async with self.sessions() as session:
+            row = (await session.execute(query)).first()
+        return StreamPosition(int(row[0]), int(row[1])) if row is not None else None
+
+    async def follow_events(
+        self, *, filters: dict[str, str], after: StreamPosition, limit: int
+    ) -> list[sa.Row[Any]]:
+        """Up to `limit` rows matching `filters` past `after`, in follow order, never past
+        the high-water mark: a follower that moves its position to the last row returned
+        never skips a row committed later.
+
+        SQLite commits one writer at a time, so `seq` order is commit order. PostgreSQL
+        hands out `seq` before commit, so a later `seq` can commit first: there rows go in
+        `(xid, seq)` order and only those whose `xid` is below the snapshot's `xmin` (the
+        oldest transaction still running) are returned; every transaction below `xmin` has
+        finished, and every later one has a higher `xid`. A long-running transaction
+        anywhere in the cluster therefore holds followers back until it ends.
+        """
+        query = sa.select(webhook_events)
+        for column, value in filters.items():
+            query = query.where(webhook_events.c[column] == value)
+        if self.dialect == "postgresql":
+            xid, seq = webhook_events.c.xid, webhook_events.c.seq
+            query = query.where(
+                sa.tuple_(xid, seq) > sa.tuple_(sa.literal(after.xid), sa.literal(after.seq)),
+                xid < sa.text(SNAPSHOT_XMIN_SQL),
+            ).order_by(xid, seq)
+        else:
+            query = query.where(webhook_events.c.seq > after.seq).order_by(webhook_events.c.seq)
+        async with self.sessions() as session:
+            return list((await session.execute(query.limit(limit))).all())
+
     async def delete_events_received_before(self, cutoff: dt.datetime) -> int:
         """Delete events received before `cutoff`; returns how many were deleted."""
         statement = sa.delete(webhook_events).where(webhook_events.c.received_at < cutoff)
@@ -319,6 +435,23 @@ class Store:
     def _notify(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
+
+
+def _store_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached (rather than refusing a row)."""
+    if isinstance(exc, (OSError, TimeoutError, sa.exc.OperationalError, sa.exc.InterfaceError)):
+        return True
+    return bool(getattr(exc, "connection_invalidated", False))
+
+
+def _settle(future: asyncio.Future[bool], outcome: bool | BaseException) -> None:
+    """Resolve a waiting `insert_event` (unless its caller has gone)."""
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 @contextmanager

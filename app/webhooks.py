@@ -4,12 +4,20 @@ and reading events back (pages, one event, a live follow for Server-Sent Events)
 How LiveKit signs a webhook (https://docs.livekit.io/home/server/webhooks/; livekit-api's
 `WebhookReceiver` checks the same): the `Authorization` header carries a JWT (HS256)
 issued by one of the API keys (`iss` = the key) with a `sha256` claim holding the standard
-base64 of the SHA-256 of the exact body bytes. Here the JWT is checked by livekit-api's
-`TokenVerifier` with the secret of the key its `iss` names (LIVEKIT_API_KEY plus
-LIVEKIT_WEBHOOK_KEYS, so keys can rotate: `app.tokens.verify_with_keyring`), and the body
-hash is compared in constant time on the raw bytes (`WebhookReceiver` itself hashes a
-re-encoded str and compares with `!=`). Every failure is `Unauthorized` (401,
-`webhook_signature_invalid`).
+base64 of the SHA-256 of the exact body bytes. Here PyJWT checks the JWT's times (`exp`
+required, 1 minute of leeway as livekit-api's `TokenVerifier`) and then its HS256
+signature with the secret of the key its `iss` names (LIVEKIT_API_KEY plus
+LIVEKIT_WEBHOOK_KEYS, so keys can rotate), and the body hash is compared in constant time
+on the raw bytes (`WebhookReceiver` itself hashes a re-encoded str and compares with `!=`).
+Every failure is `Unauthorized` (401, `webhook_signature_invalid`).
+
+What is stored is what every read route serves back: a body with a duplicated JSON key,
+an unpaired UTF-16 surrogate anywhere, or a NUL in a value that becomes a column (room
+name, identity, egress or ingress id) or such a value over 512 characters (PostgreSQL
+cannot index it) is refused with 400, never stored (PostgreSQL text
+cannot hold a NUL, JSON responses cannot carry a lone surrogate, and a duplicated key
+would be read back differently by another parser). A NUL elsewhere (e.g. in metadata)
+is stored as the `\u0000` escape LiveKit sent and served back as such.
 """
 
 from __future__ import annotations
@@ -23,17 +31,20 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import jwt
 from google.protobuf import json_format
+from jwt.types import Options
 from livekit.protocol.webhook import WebhookEvent
 
 from app.auth import bearer_credential
 from app.errors import AppError, BadRequest, NotFound, Unauthorized
-from app.store import DATABASE_ERRORS, Store, database_errors
-from app.tokens import TokenRejected, verify_with_keyring
+from app.store import DATABASE_ERRORS, Store, StreamPosition, database_errors
+from app.tokens import check_hs256_signature
 from schemas.bridge import to_json
 from schemas.common import Page
 from schemas.webhooks import EventFilters, EventQuery, StoredEvent, WebhookReceipt
@@ -46,6 +57,9 @@ MAX_BODY_BYTES = 1024 * 1024
 ACCEPTED_CONTENT_TYPES = frozenset({"application/webhook+json", "application/json"})
 #: Longest event `id` / `event` type stored.
 MAX_ID_LENGTH = 255
+#: Longest room name, identity, egress or ingress id stored as a column (characters; at
+#: 4 bytes each still below PostgreSQL's 2704-byte limit on a B-tree index entry).
+MAX_COLUMN_LENGTH = 512
 #: How often a follower looks for events stored by other replicas (seconds).
 FOLLOW_POLL_SECONDS = 0.5
 #: Rows a follower reads per query.
@@ -92,9 +106,21 @@ def verify_signature(body: bytes, authorization: str | None, keyring: dict[str, 
     if not token:
         raise _invalid("no Authorization header")
     try:
-        claims = verify_with_keyring(token, keyring, leeway=WEBHOOK_LEEWAY)
-    except TokenRejected as rejected:
-        raise _invalid(rejected.detail) from None
+        claims: dict[str, Any] = jwt.decode(token, options=_TIMES_ONLY, leeway=WEBHOOK_LEEWAY)
+    except jwt.ExpiredSignatureError:
+        raise _invalid("the token has expired") from None
+    except jwt.ImmatureSignatureError:
+        raise _invalid("the token is not valid yet") from None
+    except jwt.PyJWTError as exc:
+        raise _invalid(f"the token is not a LiveKit JWT ({exc.__class__.__name__})") from None
+    issuer = claims.get("iss")
+    if not isinstance(issuer, str) or issuer not in keyring:
+        shown = issuer[:64] if isinstance(issuer, str) else issuer
+        raise _invalid(f"the issuer {shown!r} is not a configured API key")
+    try:
+        check_hs256_signature(token, keyring[issuer])
+    except jwt.PyJWTError:
+        raise _invalid("the signature does not match the key") from None
     sha256 = claims.get("sha256")
     if not isinstance(sha256, str) or not sha256:
         raise _invalid("the token has no sha256 claim")
@@ -107,6 +133,16 @@ def verify_signature(body: bytes, authorization: str | None, keyring: dict[str, 
     return str(claims["iss"])
 
 
+#: PyJWT options for the first pass over a webhook token: times and `exp` checked, the
+#: signature checked next, once the key is known from `iss`.
+_TIMES_ONLY: Options = {
+    "verify_signature": False,
+    "verify_exp": True,
+    "verify_nbf": True,
+    "require": ["exp"],
+}
+
+
 def _invalid(detail: str) -> Unauthorized:
     return Unauthorized(f"webhook refused: {detail}", code=SIGNATURE_INVALID)
 
@@ -117,25 +153,62 @@ def parse_event(body: bytes) -> tuple[WebhookEvent, dict[str, Any]]:
     its `webhook_events` row (`body` is the text exactly as received).
 
     Raises `BadRequest` (400, `webhook_malformed`) when the body is not a JSON object that
-    protobuf accepts as a `WebhookEvent`, or lacks a usable `id` or `event`.
+    protobuf accepts as a `WebhookEvent`, lacks a usable `id` or `event`, repeats a key,
+    carries an unpaired surrogate, or a NUL in a column value or one over
+    `MAX_COLUMN_LENGTH` (see the module doc).
     """
     try:
         text = body.decode("utf-8")
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_refuse_duplicate_keys)
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
+        if "\\u" in text and _has_lone_surrogate(data):  # only escapes can make one
+            raise ValueError("a string holds an unpaired UTF-16 surrogate")
         event = json_format.ParseDict(data, WebhookEvent(), ignore_unknown_fields=True)
     except Exception as exc:  # whatever JSON or protobuf refuse is the sender's error, a 400
-        raise BadRequest(
-            f"the body is not a LiveKit WebhookEvent: {str(exc)[:200]}", code="webhook_malformed"
-        ) from None
+        raise _malformed(f"the body is not a LiveKit WebhookEvent: {str(exc)[:200]}") from None
     for name, value in (("id", event.id), ("event", event.event)):
         if not value or len(value) > MAX_ID_LENGTH or not value.isprintable():
-            raise BadRequest(
-                f"the event has no usable {name!r} (1 to {MAX_ID_LENGTH} printable characters)",
-                code="webhook_malformed",
+            raise _malformed(
+                f"the event has no usable {name!r} (1 to {MAX_ID_LENGTH} printable characters)"
             )
-    return event, {**_columns(event), "body": text}
+    columns = _columns(event)
+    for name in _TEXT_COLUMNS:
+        if "\x00" in (columns[name] or ""):
+            raise _malformed(f"the event's {name} contains a NUL character")
+        if len(columns[name] or "") > MAX_COLUMN_LENGTH:
+            raise _malformed(f"the event's {name} is over {MAX_COLUMN_LENGTH} characters")
+    return event, {**columns, "body": text}
+
+
+#: Columns taken from string fields of the payload (`_columns`).
+_TEXT_COLUMNS = ("room_name", "participant_identity", "egress_id", "ingress_id")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _malformed(detail: str) -> BadRequest:
+    return BadRequest(detail, code="webhook_malformed")
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads` hook: an object, unless a key repeats (RFC 8259 §4 leaves the meaning
+    of a repeated name to each parser, so it is refused: `ValueError`)."""
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        raise ValueError("a JSON object repeats a key")
+    return data
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether a decoded JSON value holds a surrogate code point in any key or string
+    (`json` joins escaped pairs, so any left is unpaired)."""
+    if isinstance(value, str):
+        return _SURROGATE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
 
 
 def _columns(event: WebhookEvent) -> dict[str, Any]:
@@ -200,8 +273,20 @@ async def purge_expired_events(
 
 
 def stored_event(row: Any) -> StoredEvent:
-    """A `webhook_events` row as the API shows it (payload re-read from the stored body)."""
-    event = json_format.Parse(row.body, WebhookEvent(), ignore_unknown_fields=True)
+    """A `webhook_events` row as the API shows it (payload re-read from the stored body,
+    with the parser that accepted it). A row this version would refuse (stored by an older
+    one) is served with a payload of its `id` and `event` only, and logged: one bad row
+    never breaks a page or a stream."""
+    try:
+        event = json_format.ParseDict(
+            json.loads(row.body), WebhookEvent(), ignore_unknown_fields=True
+        )
+        payload = to_json(event)
+        if _has_lone_surrogate(payload):
+            raise ValueError("an unpaired surrogate")
+    except Exception as exc:  # an unreadable legacy row: serve what the columns say
+        log.warning("stored event %s is unreadable: %s", row.id, exc.__class__.__name__)
+        payload = to_json(WebhookEvent(id=row.id, event=row.event))
     return StoredEvent(
         id=row.id,
         event=row.event,
@@ -211,7 +296,7 @@ def stored_event(row: Any) -> StoredEvent:
         ingress_id=row.ingress_id,
         created_at=row.created_at,
         received_at=row.received_at,
-        payload=to_json(event),
+        payload=payload,
     )
 
 
@@ -270,47 +355,45 @@ async def get_event(store: Store, event_id: str) -> StoredEvent:
     return stored_event(row)
 
 
-async def stream_start(store: Store, last_event_id: str | None) -> int:
+async def stream_start(store: Store, last_event_id: str | None) -> StreamPosition:
     """Where a follower starts: after `last_event_id` (an SSE `Last-Event-ID`; an id no
-    longer stored replays everything retained), else after the newest event stored now.
-    Returns a store sequence; raises 503 (`event_store_unavailable`) while the database is
-    unavailable, before the stream starts."""
+    longer stored replays everything retained), else from now (see
+    `Store.stream_position_now`). Raises 503 (`event_store_unavailable`) while the database
+    is unavailable, before the stream starts."""
     with database_errors():
         if last_event_id:
-            row = await store.get_event(last_event_id)
-            return int(row.seq) if row is not None else 0
-        return await store.last_seq()
+            position = await store.event_position(last_event_id)
+            return position if position is not None else StreamPosition(-1, 0)
+        return await store.stream_position_now()
 
 
 async def follow_events(
     store: Store,
     filters: EventFilters,
-    after_seq: int,
+    after: StreamPosition,
     *,
     poll_seconds: float = FOLLOW_POLL_SECONDS,
 ) -> AsyncIterator[StoredEvent]:
-    """Yield the events matching `filters` stored after `after_seq` (see `stream_start`), in
-    store order, forever (until the caller stops).
+    """Yield the events matching `filters` past `after` (see `stream_start`), in follow
+    order, forever (until the caller stops).
 
     Events stored by any replica sharing the database are found by polling every
-    `poll_seconds`; this process's own inserts wake the follower at once. Because store
-    order is commit order (see `Store.insert_event`), following `seq` never skips an event.
+    `poll_seconds`; this process's own inserts wake the follower at once. The store hands
+    out rows only up to a high-water mark no transaction in flight can fall below (see
+    `Store.follow_events`), so the stream never skips an event that commits late.
     A database failure ends the stream cleanly (the client reconnects with `Last-Event-ID`
     and resumes where it was once the database is back; until then it gets 503).
     """
-    after = after_seq
     columns = filters.columns()
     while True:
         changed = store.changed()
         try:
-            rows = await store.find_events(
-                filters=columns, after_seq=after, newest_first=False, limit=FOLLOW_BATCH
-            )
+            rows = await store.follow_events(filters=columns, after=after, limit=FOLLOW_BATCH)
         except DATABASE_ERRORS as exc:
             log.warning("event stream ended: store query failed: %s", exc.__class__.__name__)
             return
         for row in rows:
-            after = row.seq
+            after = StreamPosition(int(row.xid or 0), int(row.seq))
             yield stored_event(row)
         if len(rows) < FOLLOW_BATCH:
             with contextlib.suppress(TimeoutError):

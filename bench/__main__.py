@@ -1,24 +1,27 @@
-"""`python -m bench`: measure the service side by side with its baselines, in one run.
+"""`python -m bench` (`make bench`): each goal's figure beside its baseline, measured side by
+side in one run, as a ratio; medians over interleaved rounds, with min-max.
 
-Machines here are noisy, so every figure is printed next to a baseline measured in the
-same run, as a ratio:
+Servers run one process each, pinned to core 0 (`taskset`); the load generator (`wrk`,
+and the latency client) runs on core 1. Every round visits every server in turn (the order
+rotates), so load on the shared machine falls on all of them alike.
 
-1. token endpoint vs a constant-JSON endpoint (`/healthz`) on the same stack: the
-   framework ceiling, with `wrk` as the load generator;
-2. webhook ingestion with durable writes (signed, distinct events) vs the same client
-   posting to `/healthz`;
-3. the latency the service adds over calling LiveKit directly with livekit-api
-   (`GET /v1/rooms/{room}` vs `ListRooms`), sequential calls.
-
-The service runs as `uvicorn --loop uvloop --http httptools` with one worker (the other
-core goes to the load generator).
+1. `POST /v1/token` (policy, rate limit, metrics, request id and access log all on) vs
+   express + livekit-server-sdk (bench/peers/node-token) vs a same-stack FastAPI route
+   with a validated body and a constant reply (bench/ceiling.py): `wrk -c64`.
+2. Minting one join token on one core: `SignedAccessToken.sign` vs livekit-server-sdk's
+   `toJwt` (Node) and livekit-api's `AccessToken.to_jwt`.
+3. Webhook verify + parse of a 1.2 KB event vs livekit-api's `WebhookReceiver`.
+4. Webhook ingestion, durable before the 200, on SQLite and on PostgreSQL: `wrk` with a
+   Lua script cycling through pre-signed distinct events; the same script against the
+   ceiling app shows the generator's own ceiling.
+5. (no figure: the stream's high-water mark is proved by tests/integration/
+   test_stream_commit_order.py)
+6. `GET /v1/rooms/{room}` vs livekit-api's `ListRooms` straight to LiveKit, sequential.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import json
 import os
 import re
@@ -30,65 +33,143 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import httpx
+import aiohttp
 from livekit import api
 
 from app.devserver import LocalLiveKit, ManagedProcess, free_port, http_ok
+from bench.micro import webhook_authorization, webhook_event
 
+ROOT = Path(__file__).resolve().parent.parent
+NODE_PEER = ROOT / "bench" / "peers" / "node-token"
 API_KEY = "APIbench"
 API_SECRET = secrets.token_urlsafe(32)
 SERVICE_KEY = secrets.token_urlsafe(32)
 DURATION_S = int(os.environ.get("BENCH_SECONDS", "10"))
-CONNECTIONS = 32
+ROUNDS = max(3, int(os.environ.get("BENCH_ROUNDS", "3")))
+CONNECTIONS = 64
+SERVER_CPU, LOAD_CPU = "0", "1"
+#: Distinct events prepared per ingestion round: more than a round can send.
+EVENTS_PER_ROUND = int(os.environ.get("BENCH_EVENTS", str(DURATION_S * 4000)))
+JOIN = {"room_name": "bench", "participant_identity": "p"}
+
+TOKEN_LUA = """wrk.method = "POST"
+wrk.body = '{body}'
+wrk.headers["Content-Type"] = "application/json"
+"""
+#: Cycles through pre-signed events, one line each: "<Authorization>\\t<body>".
+WEBHOOK_LUA = """local requests = {}
+local i = 0
+function init(args)
+  for line in io.lines(args[1]) do
+    local tab = line:find("\\t", 1, true)
+    local headers = {["Content-Type"] = "application/webhook+json",
+                     ["Authorization"] = line:sub(1, tab - 1)}
+    requests[#requests + 1] = wrk.format("POST", "/v1/webhooks/livekit", headers,
+                                         line:sub(tab + 1))
+  end
+end
+function request()
+  i = i + 1
+  if i > #requests then i = 1 end
+  return requests[i]
+end
+"""
 
 
-def start_service(livekit: LocalLiveKit, workdir: Path) -> tuple[ManagedProcess, str]:
-    port = free_port()
-    env_file = workdir / "bench.env"
-    env_file.write_text(
-        "\n".join(
-            [
-                f"LIVEKIT_URL={livekit.url}",
-                f"LIVEKIT_API_KEY={API_KEY}",
-                f"LIVEKIT_API_SECRET={API_SECRET}",
-                f"DATABASE_URL=sqlite+aiosqlite:///{workdir / 'events.db'}",
-                f'SERVICE_KEYS=[{{"name": "bench", "key": "{SERVICE_KEY}", "scopes": ["admin"]}}]',
-                'TOKEN_POLICY={"anonymous": {"rate_limit": "100000000/second"}}',
-            ]
+def pinned(cpu: str, args: list[str]) -> list[str]:
+    """`args` under `taskset -c cpu` when there are two cores or more."""
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", cpu, *args]
+    return args
+
+
+def uvicorn_args(app: str, port: int, *extra: str) -> list[str]:
+    return pinned(SERVER_CPU, [
+        sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+        "--loop", "uvloop", "--http", "httptools", *extra,
+    ])  # fmt: skip
+
+
+class Servers:
+    """Every server of the run, started once and stopped at the end."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.processes: list[Any] = []
+        self.urls: dict[str, str] = {}
+
+    def start(self, name: str, args: list[str], port: int, health: str, **kw: Any) -> str:
+        process = ManagedProcess(name, args, self.workdir, **kw)
+        url = f"http://127.0.0.1:{port}"
+        process.start(http_ok(f"{url}{health}"), timeout=60)
+        self.processes.append(process)
+        self.urls[name] = url
+        return url
+
+    def service(self, name: str, livekit: LocalLiveKit, database_url: str) -> str:
+        port = free_port()
+        env_file = self.workdir / f"{name}.env"
+        env_file.write_text(
+            "\n".join(
+                [
+                    "APP_ENV=development",
+                    f"LIVEKIT_URL={livekit.url}",
+                    f"LIVEKIT_API_KEY={API_KEY}",
+                    f"LIVEKIT_API_SECRET={API_SECRET}",
+                    f"DATABASE_URL={database_url}",
+                    "SERVICE_KEYS="
+                    + json.dumps([{"name": "bench", "key": SERVICE_KEY, "scopes": ["admin"]}]),
+                    'TOKEN_POLICY={"anonymous": {"rate_limit": "100000000/second"}}',
+                ]
+            )
         )
+        args = uvicorn_args(
+            "app.main:create_app", port, "--factory", "--env-file", str(env_file),
+            "--log-level", "info",
+        )  # fmt: skip
+        return self.start(name, args, port, "/healthz", cwd=ROOT)
+
+    def node_peer(self, livekit: LocalLiveKit) -> str:
+        port = free_port()
+        env = {
+            **os.environ,
+            "PORT": str(port),
+            "LIVEKIT_URL": livekit.url.replace("http://", "ws://"),
+            "LIVEKIT_API_KEY": API_KEY,
+            "LIVEKIT_API_SECRET": API_SECRET,
+            "NODE_ENV": "production",
+        }
+        args = pinned(SERVER_CPU, ["node", "server.js"])
+        return self.start("node-peer", args, port, "/healthz", env=env, cwd=NODE_PEER)
+
+    def ceiling(self) -> str:
+        port = free_port()
+        args = uvicorn_args("bench.ceiling:app", port, "--log-level", "warning")
+        return self.start("ceiling", args, port, "/docs", cwd=ROOT)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+
+def npm_ci() -> None:
+    """Install the Node peer's locked dependencies (git-ignored node_modules)."""
+    if shutil.which("npm") is None:
+        sys.exit("npm not found: the Node peer needs Node.js 20+ and npm")
+    subprocess.run(
+        ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_PEER, check=True
     )
-    args = [
-        sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
-        "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
-        "--log-level", "warning", "--no-access-log", "--env-file", str(env_file),
-    ]  # fmt: skip
-    process = ManagedProcess("service", args, workdir)
-    url = f"http://127.0.0.1:{port}"
-    process.start(http_ok(f"{url}/healthz"))
-    return process, url
 
 
-def wrk(url: str, workdir: Path, *, body: dict | None = None) -> dict[str, float]:
-    """Requests/s and latency percentiles (ms) of `wrk` against `url` (POST when `body`)."""
-    script = workdir / "wrk.lua"
-    if body is None:
-        script.write_text("")
-    else:
-        payload = json.dumps(body).replace("\\", "\\\\").replace('"', '\\"')
-        script.write_text(
-            'wrk.method = "POST"\n'
-            f'wrk.body = "{payload}"\n'
-            'wrk.headers["Content-Type"] = "application/json"\n'
-        )
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{DURATION_S}s", "--latency", "-s", str(script), url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+def wrk(url: str, script: Path, *script_args: str) -> dict[str, float]:
+    """Requests/s, latency percentiles (ms) and the request count of one `wrk` run."""
+    args = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{DURATION_S}s", "--latency", "-s", str(script)]
+    args += [url, *(["--", *script_args] if script_args else [])]
+    out = subprocess.run(pinned(LOAD_CPU, args), capture_output=True, text=True, check=True).stdout
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx:
         raise RuntimeError(f"{url}: {non2xx.group(1)} error responses\n{out}")
@@ -97,70 +178,82 @@ def wrk(url: str, workdir: Path, *, body: dict | None = None) -> dict[str, float
         value, unit = re.search(rf"{p}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
         return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
-    return {"rps": rps, "p50_ms": pct("50"), "p99_ms": pct("99")}
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "requests": float(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
+        "p50_ms": pct("50"),
+        "p99_ms": pct("99"),
+    }
 
 
-def signed_event(event_id: str) -> tuple[bytes, str]:
-    body = json.dumps(
-        {"event": "room_started", "id": event_id, "createdAt": int(time.time()),
-         "room": {"name": "bench-room", "sid": "RM_bench"}}
-    ).encode()  # fmt: skip
-    digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
-    token = api.AccessToken(API_KEY, API_SECRET).with_sha256(digest).to_jwt()
-    return body, token
+def rotated(items: list[Any], round_number: int) -> list[Any]:
+    shift = round_number % len(items)
+    return items[shift:] + items[:shift]
 
 
-async def send_all(method: str, url: str, requests: list[tuple[bytes, dict[str, str]]]) -> float:
-    """Send every request with CONNECTIONS in flight; returns requests per second."""
-    queue: asyncio.Queue[tuple[bytes, dict[str, str]]] = asyncio.Queue()
-    for item in requests:
-        queue.put_nowait(item)
-    limits = httpx.Limits(max_connections=CONNECTIONS)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-
-        async def worker() -> None:
-            while not queue.empty():
-                body, headers = queue.get_nowait()
-                response = await client.request(method, url, content=body, headers=headers)
-                if response.status_code >= 300:
-                    raise RuntimeError(f"{url}: {response.status_code} {response.text}")
-
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(CONNECTIONS)))
-        return len(requests) / (time.perf_counter() - start)
+def signed_events(path: Path, count: int, tag: str) -> Path:
+    """`count` distinct signed ~1.2 KB events for the webhook Lua script."""
+    now = int(time.time())
+    with path.open("w") as out:
+        for i in range(count):
+            body = webhook_event(f"EV_{tag}_{i:07d}_{uuid.uuid4().hex[:8]}", now)
+            authorization = webhook_authorization(body, API_KEY, API_SECRET, ttl_seconds=7200)
+            out.write(f"{authorization}\t{body.decode()}\n")
+    return path
 
 
-async def webhook_ingestion(service: str, count: int = 3000) -> dict[str, float]:
-    events = [signed_event(f"EV_{uuid.uuid4().hex}") for _ in range(count)]
-    webhook = [
-        (body, {"Authorization": token, "Content-Type": "application/webhook+json"})
-        for body, token in events
-    ]
-    stored = await send_all("POST", f"{service}/v1/webhooks/livekit", webhook)
-    baseline = await send_all("GET", f"{service}/healthz", [(b"", {})] * count)
-    return {"events_per_s": stored, "baseline_per_s": baseline}
+def micro(workdir: Path) -> dict[str, float]:
+    """bench/micro.py and the Node SDK's toJwt, each pinned to the servers' core."""
+    ours = subprocess.run(
+        pinned(SERVER_CPU, [sys.executable, "-m", "bench.micro"]),
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    node = subprocess.run(
+        pinned(SERVER_CPU, ["node", "mint.js", "20000"]),
+        cwd=NODE_PEER, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return {**json.loads(ours), "mint_node_us": json.loads(node)["us_per_token"]}
 
 
-async def added_latency(service: str, livekit: LocalLiveKit, calls: int = 300) -> dict[str, float]:
+async def room_latency(service: str, livekit: LocalLiveKit, calls: int = 300) -> dict[str, float]:
+    """p50 (ms) of `ListRooms` straight to LiveKit and of `GET /v1/rooms/{room}`, alternating,
+    both over aiohttp keep-alive connections (livekit-api's own HTTP client), so the
+    difference is what the service adds, not a difference between client libraries."""
     room = "bench-latency"
     headers = {"Authorization": f"Bearer {SERVICE_KEY}"}
-    async with api.LiveKitAPI(livekit.url, API_KEY, API_SECRET) as lk, httpx.AsyncClient() as http:
+    async with (
+        api.LiveKitAPI(livekit.url, API_KEY, API_SECRET) as lk,
+        aiohttp.ClientSession() as http,
+    ):
         await lk.room.create_room(api.CreateRoomRequest(name=room))
         direct, via = [], []
-        for _ in range(calls):
+        for i in range(calls + 20):  # the first 20 of each warm up connections and caches
             start = time.perf_counter()
             await lk.room.list_rooms(api.ListRoomsRequest(names=[room]))
-            direct.append(time.perf_counter() - start)
+            elapsed_direct = time.perf_counter() - start
             start = time.perf_counter()
-            response = await http.get(f"{service}/v1/rooms/{room}", headers=headers)
-            via.append(time.perf_counter() - start)
-            response.raise_for_status()
+            async with http.get(f"{service}/v1/rooms/{room}", headers=headers) as response:
+                await response.read()
+                elapsed_via = time.perf_counter() - start
+                response.raise_for_status()
+            if i >= 20:
+                direct.append(elapsed_direct)
+                via.append(elapsed_via)
     return {
         "direct_p50_ms": statistics.median(direct) * 1000,
         "service_p50_ms": statistics.median(via) * 1000,
-        "direct_p99_ms": statistics.quantiles(direct, n=100)[98] * 1000,
-        "service_p99_ms": statistics.quantiles(via, n=100)[98] * 1000,
     }
+
+
+def summary(values: list[float], digits: int = 0) -> str:
+    """`median (min-max)`."""
+    fmt = f"{{:.{digits}f}}"
+    median = fmt.format(statistics.median(values))
+    return f"{median} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values)
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -169,48 +262,214 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
 
 
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def start_postgres(workdir: Path) -> tuple[Any, str]:
+    from tests.components import LocalPostgres  # the test tier's throwaway cluster
+
+    server = LocalPostgres().start()
+    return server, server.create_database("bench")
+
+
+def run(workdir: Path, log: Callable[[str], None]) -> str:
+    npm_ci()
+    livekit = LocalLiveKit(api_key=API_KEY, api_secret=API_SECRET, workdir=workdir).start()
+    postgres, postgres_url = start_postgres(workdir)
+    servers = Servers(workdir)
+    try:
+        sqlite_url = f"sqlite+aiosqlite:///{workdir / 'events.db'}"
+        service = servers.service("service", livekit, sqlite_url)
+        service_pg = servers.service("service-postgres", livekit, postgres_url)
+        node = servers.node_peer(livekit)
+        ceiling = servers.ceiling()
+
+        token_lua = workdir / "token.lua"
+        token_lua.write_text(TOKEN_LUA.format(body=json.dumps(JOIN)))
+        webhook_lua = workdir / "webhook.lua"
+        webhook_lua.write_text(WEBHOOK_LUA)
+
+        token: dict[str, list[dict[str, float]]] = {"service": [], "node": [], "ceiling": []}
+        targets = {"service": service, "node": node, "ceiling": ceiling}
+        ingest: dict[str, list[dict[str, float]]] = {"sqlite": [], "postgresql": [], "gen": []}
+        ingest_targets = {"sqlite": service, "postgresql": service_pg, "gen": ceiling}
+        micro_runs: list[dict[str, float]] = []
+        latency: list[dict[str, float]] = []
+        for r in range(ROUNDS):
+            log(f"round {r + 1}/{ROUNDS}: token route")
+            for name in rotated(list(targets), r):
+                token[name].append(wrk(f"{targets[name]}/v1/token", token_lua))
+            log(f"round {r + 1}/{ROUNDS}: webhook ingestion")
+            for name in rotated(list(ingest_targets), r):
+                events = signed_events(workdir / "events.tsv", EVENTS_PER_ROUND, f"{name}{r}")
+                result = wrk(ingest_targets[name], webhook_lua, str(events))
+                if name != "gen" and result["requests"] > EVENTS_PER_ROUND:
+                    log(f"  {name}: sent more than the {EVENTS_PER_ROUND} distinct events")
+                ingest[name].append(result)
+            log(f"round {r + 1}/{ROUNDS}: minting, webhook parsing, room latency")
+            micro_runs.append(micro(workdir))
+            latency.append(asyncio.run(room_latency(service, livekit)))
+        return report(token, ingest, micro_runs, latency)
+    finally:
+        servers.stop()
+        postgres.stop()
+        livekit.stop()
+
+
+def report(
+    token: dict[str, list[dict[str, float]]],
+    ingest: dict[str, list[dict[str, float]]],
+    micro_runs: list[dict[str, float]],
+    latency: list[dict[str, float]],
+) -> str:
+    def rps(name: str) -> list[float]:
+        return [run["rps"] for run in token[name]]
+
+    def p99(name: str) -> list[float]:
+        return [run["p99_ms"] for run in token[name]]
+
+    def per_round(f: Callable[[int], float]) -> list[float]:
+        return [f(i) for i in range(ROUNDS)]
+
+    vs_node = per_round(lambda i: token["service"][i]["rps"] / token["node"][i]["rps"])
+    vs_ceiling = per_round(lambda i: token["service"][i]["rps"] / token["ceiling"][i]["rps"])
+    m = {key: [run[key] for run in micro_runs] for key in micro_runs[0]}
+    added = [run["service_p50_ms"] - run["direct_p50_ms"] for run in latency]
+    ing = {name: [run["rps"] for run in runs] for name, runs in ingest.items()}
+
+    lines = [
+        f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {os.cpu_count()} cores, "
+        f"servers pinned to core {SERVER_CPU}, load on core {LOAD_CPU}; "
+        f"wrk -t1 -c{CONNECTIONS} -d{DURATION_S}s; {ROUNDS} interleaved rounds, "
+        "median (min-max)",
+        "",
+        table(
+            ["POST /v1/token", "req/s", "p50 ms", "p99 ms"],
+            [
+                [
+                    label,
+                    summary(rps(name)),
+                    summary([run["p50_ms"] for run in token[name]], 2),
+                    summary(p99(name), 2),
+                ]
+                for label, name in (
+                    ("this service (everything on)", "service"),
+                    ("express + livekit-server-sdk", "node"),
+                    ("FastAPI constant reply (ceiling)", "ceiling"),
+                )
+            ],
+        ),
+        "",
+        table(
+            ["goal", "figure", "baseline", "ratio", "target", ""],
+            [
+                [
+                    "1 token route vs Node peer",
+                    f"{summary(rps('service'))} req/s",
+                    f"{summary(rps('node'))} req/s",
+                    summary(vs_node, 2),
+                    "≥ 1.0",
+                    verdict(med(vs_node) >= 1.0),
+                ],
+                [
+                    "1 token route vs same-stack ceiling",
+                    f"{summary(rps('service'))} req/s",
+                    f"{summary(rps('ceiling'))} req/s",
+                    summary(vs_ceiling, 2),
+                    "≥ 0.7",
+                    verdict(med(vs_ceiling) >= 0.7),
+                ],
+                [
+                    "1 token route p99 vs Node peer",
+                    f"{summary(p99('service'), 2)} ms",
+                    f"{summary(p99('node'), 2)} ms",
+                    summary(per_round(lambda i: p99("service")[i] / p99("node")[i]), 2),
+                    "≤ 1.0",
+                    verdict(med(p99("service")) <= med(p99("node"))),
+                ],
+                [
+                    "2 minting, µs per token",
+                    f"{summary(m['mint_ours_us'], 1)} µs",
+                    f"Node toJwt {summary(m['mint_node_us'], 1)} µs; "
+                    f"livekit-api {summary(m['mint_livekit_api_us'], 1)} µs",
+                    summary(per_round(lambda i: m["mint_ours_us"][i] / m["mint_node_us"][i]), 2)
+                    + " of Node",
+                    "≤ 20 µs, < Node",
+                    verdict(
+                        med(m["mint_ours_us"]) <= 20
+                        and med(m["mint_ours_us"]) < med(m["mint_node_us"])
+                    ),
+                ],
+                [
+                    f"3 webhook verify + parse ({int(m['webhook_bytes'][0])} B)",
+                    f"{summary(m['webhook_ours_us'], 0)} µs "
+                    f"(verify alone {summary(m['webhook_verify_only_us'], 0)})",
+                    f"WebhookReceiver {summary(m['webhook_receiver_us'], 0)} µs",
+                    summary(
+                        per_round(lambda i: m["webhook_ours_us"][i] / m["webhook_receiver_us"][i]),
+                        2,
+                    ),
+                    "≤ 100 µs",
+                    verdict(med(m["webhook_ours_us"]) <= 100),
+                ],
+                [
+                    "4 ingestion, SQLite",
+                    f"{summary(ing['sqlite'])} events/s",
+                    f"generator ceiling {summary(ing['gen'])} req/s",
+                    summary(per_round(lambda i: ing["sqlite"][i] / ing["gen"][i]), 2),
+                    "≥ 1000/s",
+                    verdict(med(ing["sqlite"]) >= 1000),
+                ],
+                [
+                    "4 ingestion, PostgreSQL",
+                    f"{summary(ing['postgresql'])} events/s",
+                    f"generator ceiling {summary(ing['gen'])} req/s",
+                    summary(per_round(lambda i: ing["postgresql"][i] / ing["gen"][i]), 2),
+                    "≥ 1000/s",
+                    verdict(med(ing["postgresql"]) >= 1000),
+                ],
+                [
+                    "6 GET /v1/rooms/{room}, added p50",
+                    f"{summary(added, 2)} ms "
+                    f"({summary([r['service_p50_ms'] for r in latency], 2)} ms in all)",
+                    f"ListRooms direct {summary([r['direct_p50_ms'] for r in latency], 2)} ms",
+                    summary(
+                        per_round(
+                            lambda i: latency[i]["service_p50_ms"] / latency[i]["direct_p50_ms"]
+                        ),
+                        2,
+                    ),
+                    "≤ 1 ms added",
+                    verdict(med(added) <= 1.0),
+                ],
+            ],
+        ),
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: `make bench` installs it (Debian package wrk)")
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
-    livekit = LocalLiveKit(api_key=API_KEY, api_secret=API_SECRET, workdir=workdir).start()
-    service, url = start_service(livekit, workdir)
-    try:
-        print(
-            f"# {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
-            f"wrk -c{CONNECTIONS} -d{DURATION_S}s, 1 uvicorn worker (uvloop, httptools)\n"
-        )
-        healthz = wrk(f"{url}/healthz", workdir)
-        join = {"room_name": "bench", "participant_identity": "p"}
-        token = wrk(f"{url}/v1/token", workdir, body=join)
-        rows = [
-            [name, f"{r['rps']:.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
-             f"{r['rps'] / healthz['rps']:.2f}"]
-            for name, r in (("GET /healthz (constant JSON)", healthz), ("POST /v1/token", token))
-        ]  # fmt: skip
-        print(table(["endpoint", "req/s", "p50 ms", "p99 ms", "vs constant JSON"], rows))
 
-        ingest = asyncio.run(webhook_ingestion(url))
-        ratio = ingest["events_per_s"] / ingest["baseline_per_s"]
-        print(
-            f"\nwebhook ingestion (signed, distinct events, durable writes): "
-            f"{ingest['events_per_s']:.0f} events/s; same client on GET /healthz: "
-            f"{ingest['baseline_per_s']:.0f} req/s; ratio {ratio:.2f}\n"
-        )
+    def log(message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
-        lat = asyncio.run(added_latency(url, livekit))
-        direct = [f"{lat['direct_p50_ms']:.2f}", f"{lat['direct_p99_ms']:.2f}"]
-        via = [f"{lat['service_p50_ms']:.2f}", f"{lat['service_p99_ms']:.2f}"]
-        rows = [
-            ["livekit-api ListRooms, direct", *direct],
-            ["GET /v1/rooms/{room}", *via],
-            ["ratio", f"{lat['service_p50_ms'] / lat['direct_p50_ms']:.2f}",
-             f"{lat['service_p99_ms'] / lat['direct_p99_ms']:.2f}"],
-        ]  # fmt: skip
-        print(table(["one room, sequential calls", "p50 ms", "p99 ms"], rows))
-    finally:
-        service.stop()
-        livekit.stop()
+    result = run(workdir, log)
+    log("profile of the token route")
+    profile = subprocess.run(
+        pinned(SERVER_CPU, [sys.executable, "-m", "bench.profile_token", "3000"]),
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    result += "\n\nWhere the token route's time goes (bench/profile_token.py, cProfile):\n\n"
+    result += profile
+    print(result)
+    results = ROOT / "bench" / "results"
+    results.mkdir(exist_ok=True)
+    (results / "last.md").write_text(result + "\n")
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

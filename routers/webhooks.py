@@ -10,6 +10,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from app.deps import SettingsDep, StoreDep, WebhooksReadCaller
 from app.errors import PayloadTooLarge
+from app.store import StreamPosition
 from app.webhooks import (
     MAX_BODY_BYTES,
     STREAM_RETRY_MS,
@@ -45,7 +46,7 @@ async def bounded_body(request: Request) -> bytes:
 async def stream_position(
     store: StoreDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-) -> int:
+) -> StreamPosition:
     """Where an event stream starts (`app.webhooks.stream_start`), fixed before the response
     starts, so that an unavailable store is a 503 rather than a stream that breaks."""
     return await stream_start(store, last_event_id)
@@ -104,7 +105,7 @@ async def stream_webhook_events(
     _: WebhooksReadCaller,
     store: StoreDep,
     filters: Annotated[EventFilters, Query()],
-    after: Annotated[int, Depends(stream_position)],
+    after: Annotated[StreamPosition, Depends(stream_position)],
 ) -> AsyncIterator[ServerSentEvent]:
     """New events as Server-Sent Events (`event: <type>`, `id: <event id>`, `data`: the
     stored event), after a first `retry:` frame once the stream's start is fixed; reconnect
