@@ -26,8 +26,8 @@ from typing import TypeVar
 
 from livekit import api
 
-from app.errors import NotFound, UpstreamTimeout
-from app.livekit import LiveKit
+from app.errors import UpstreamTimeout
+from app.livekit import LiveKit, one_with_id
 from app.media import check_media_url
 from app.rooms import ROOM_NOT_FOUND
 from schemas.bridge import to_proto
@@ -112,22 +112,19 @@ async def list_egress(
         active=bool(active),
         page_token=api.TokenPagination(token=page_token or ""),
     )
-    try:
-        return await lk.run(lk.egress.list_egress(request), not_found_code=EGRESS_NOT_FOUND)
-    except NotFound:
-        if egress_id:
-            return api.ListEgressResponse()
-        raise
+    return await lk.run_list(
+        lk.egress.list_egress(request),
+        not_found_code=EGRESS_NOT_FOUND,
+        by_id=bool(egress_id),
+        empty=api.ListEgressResponse(),
+    )
 
 
 async def get_egress(lk: LiveKit, egress_id: str) -> api.EgressInfo:
     """ListEgress(egress_id): the `EgressInfo`; 404 `egress_not_found`."""
     request = api.ListEgressRequest(egress_id=egress_id)
     found = await lk.run(lk.egress.list_egress(request), not_found_code=EGRESS_NOT_FOUND)
-    for info in found.items:
-        if info.egress_id == egress_id:
-            return info
-    raise NotFound(f"egress {egress_id!r} does not exist", code=EGRESS_NOT_FOUND)
+    return one_with_id(found.items, "egress_id", egress_id, what="egress", code=EGRESS_NOT_FOUND)
 
 
 async def update_layout(lk: LiveKit, egress_id: str, layout: str) -> api.EgressInfo:

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from livekit import api
 
-from app.errors import NotFound
-from app.livekit import LiveKit
+from app.livekit import LiveKit, one_with_id
 from app.media import check_media_url
 from schemas.bridge import to_proto
 from schemas.ingress import CreateIngressRequest, UpdateIngressBody
@@ -38,22 +37,21 @@ async def list_ingress(
     """ListIngress, filtered by `room_name` and `ingress_id`; an unknown `ingress_id` lists
     nothing."""
     request = api.ListIngressRequest(room_name=room_name or "", ingress_id=ingress_id or "")
-    try:
-        return await lk.run(lk.ingress.list_ingress(request), not_found_code=INGRESS_NOT_FOUND)
-    except NotFound:
-        if ingress_id:
-            return api.ListIngressResponse()
-        raise
+    return await lk.run_list(
+        lk.ingress.list_ingress(request),
+        not_found_code=INGRESS_NOT_FOUND,
+        by_id=bool(ingress_id),
+        empty=api.ListIngressResponse(),
+    )
 
 
 async def get_ingress(lk: LiveKit, ingress_id: str) -> api.IngressInfo:
     """ListIngress(ingress_id): the `IngressInfo` with its `state`; 404 `ingress_not_found`."""
     request = api.ListIngressRequest(ingress_id=ingress_id)
     found = await lk.run(lk.ingress.list_ingress(request), not_found_code=INGRESS_NOT_FOUND)
-    for info in found.items:
-        if info.ingress_id == ingress_id:
-            return info
-    raise NotFound(f"ingress {ingress_id!r} does not exist", code=INGRESS_NOT_FOUND)
+    return one_with_id(
+        found.items, "ingress_id", ingress_id, what="ingress", code=INGRESS_NOT_FOUND
+    )
 
 
 async def update_ingress(lk: LiveKit, ingress_id: str, body: UpdateIngressBody) -> api.IngressInfo:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from typing import TypeVar
 
 import aiohttp
@@ -29,6 +29,7 @@ from livekit.api.sip_service import SipService
 
 from app.errors import (
     AppError,
+    NotFound,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -137,6 +138,19 @@ class LiveKit:
             log.error("unexpected %s from livekit-api", type(exc).__name__, exc_info=False)
             raise UpstreamError(f"LiveKit call failed unexpectedly ({type(exc).__name__})") from exc
 
+    async def run_list(
+        self, call: Awaitable[T], *, not_found_code: str, by_id: bool, empty: T
+    ) -> T:
+        """`run` for a List call (`ListEgress`, `ListIngress`). LiveKit answers one filtered
+        by an id it does not know with `not_found`: when `by_id` that lists nothing (`empty`,
+        the List…Response without items); otherwise it is the 404 `not_found_code`."""
+        try:
+            return await self.run(call, not_found_code=not_found_code)
+        except NotFound:
+            if by_id:
+                return empty
+            raise
+
     def update_sip(self, method: str, request: Message, response: type[M]) -> Awaitable[M]:
         """SIP service `method` (`UpdateSIPInboundTrunk`, `UpdateSIPOutboundTrunk`,
         `UpdateSIPDispatchRule`) with LiveKit's whole `Update…Request`, `update` or `replace`
@@ -159,3 +173,13 @@ class LiveKit:
     async def aclose(self) -> None:
         """Close the HTTP session."""
         await self._api.aclose()
+
+
+def one_with_id(items: Iterable[M], id_field: str, id_: str, *, what: str, code: str) -> M:
+    """The message in `items` (a List…Response's, asked for by id: LiveKit has no Get for
+    egresses and ingresses) whose `id_field` is `id_`. Raises `NotFound` (404 `code`,
+    "<what> '<id>' does not exist") when none is."""
+    for item in items:
+        if getattr(item, id_field) == id_:
+            return item
+    raise NotFound(f"{what} {id_!r} does not exist", code=code)

@@ -1,12 +1,18 @@
 """SIP routes (contract: SIP), over LiveKit's SIP service: inbound and outbound trunks and
 dispatch rules (create, list with paging, get, PATCH = LiveKit's `update` form, PUT = its
-`replace` form, delete), outbound calls and transfers."""
+`replace` form, delete), outbound calls and transfers.
 
-from __future__ import annotations
+The three kinds share one route set (`add_resource_routes`). Its handlers annotate their
+bodies with the kind's models, so this module's annotations are evaluated where they stand
+(no `from __future__ import annotations`: FastAPI would look string annotations up among
+the module's globals)."""
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
+from pydantic import BaseModel
 
 from app import sip
 from app.deps import IdempotencyDep, LiveKitDep, SettingsDep, SipReadCaller, SipWriteCaller
@@ -57,275 +63,195 @@ CREATE: dict[str, Any] = {
     "responses": problems(*LIVEKIT_PROBLEMS, 400, 409, 503),
 }
 
+Filters = dict[str, list[str]] | None
 
-# Inbound trunks
+
+def trunk_id(trunk_id: TrunkId) -> str:
+    """The `{trunk_id}` path parameter."""
+    return trunk_id
 
 
-@router.post(
+def rule_id(rule_id: RuleId) -> str:
+    """The `{rule_id}` path parameter."""
+    return rule_id
+
+
+def by_numbers(numbers: Numbers = None) -> Filters:
+    """The `numbers` query parameter as `List…Request` filters (None: no filter)."""
+    return {"numbers": numbers} if numbers else None
+
+
+def by_trunk_ids(trunk_ids: TrunkIds = None) -> Filters:
+    """The `trunk_ids` query parameter as `List…Request` filters (None: no filter)."""
+    return {"trunk_ids": trunk_ids} if trunk_ids else None
+
+
+@dataclass(frozen=True)
+class Paging:
+    """One page asked for: at most `limit` items after `page_token` (a `next_page_token`)."""
+
+    limit: int
+    page_token: str | None
+
+
+def paging(limit: Limit = 100, page_token: PageToken = None) -> Paging:
+    """The `limit` and `page_token` query parameters."""
+    return Paging(limit, page_token)
+
+
+PageQuery = Annotated[Paging, Depends(paging)]
+
+
+def add_resource_routes(
+    path: str,
+    resource: sip.Resource[Any],
+    *,
+    info: type[BaseModel],
+    page: type[BaseModel],
+    request: type[BaseModel],
+    update: type[BaseModel],
+    id_param: Callable[..., str],
+    filters: Callable[..., Filters],
+) -> None:
+    """Add one kind of SIP resource's six routes to `router`, at `path` (`/inbound-trunks`)
+    and `path/{id}`: create (201, `Idempotency-Key`), list (paged, filtered by `filters`'s
+    query parameter), get, PATCH (LiveKit's `update` form), PUT (its `replace` form) and
+    delete (204). `info` is the resource's response model, `page` its list's, `request` the
+    body of create and PUT, `update` the body of PATCH; `id_param` is the dependency that
+    reads the path's id parameter (`trunk_id`, `rule_id`). Operation ids and route names
+    follow `resource.what` (`create_sip_inbound_trunk`, `list_sip_inbound_trunks`)."""
+    what = resource.what
+    stem = what.replace(" ", "_")
+    item_path = f"{path}/{{{id_param.__name__}}}"
+
+    @router.post(
+        path,
+        operation_id=f"create_sip_{stem}",
+        name=f"create_{stem}",
+        description=f"Create a {what}; `Idempotency-Key` makes a retry return the first response.",
+        response_model=info,
+        **CREATE,
+    )
+    async def create(
+        body: request,  # type: ignore[valid-type]
+        lk: LiveKitDep,
+        _: SipWriteCaller,
+        idempotent: IdempotencyDep,
+    ) -> Response:
+        return await idempotent.run(lambda: sip.create(lk, resource, body))
+
+    @router.get(
+        path,
+        operation_id=f"list_sip_{stem}s",
+        name=f"list_{stem}s",
+        description=f"{what.capitalize()}s, sorted by id, `limit` per page; "
+        "`next_page_token` asks for the next.",
+        response_model=page,
+        **ONE,
+    )
+    async def list_page(
+        lk: LiveKitDep,
+        _: SipReadCaller,
+        wanted: Annotated[Filters, Depends(filters)],
+        asked: PageQuery,
+    ) -> dict[str, Any]:
+        items, token = await sip.list_page(
+            lk, resource, limit=asked.limit, page_token=asked.page_token, filters=wanted
+        )
+        return to_page(items, token)
+
+    @router.get(
+        item_path,
+        operation_id=f"get_sip_{stem}",
+        name=f"get_{stem}",
+        description=f"One {what}; 404 `{resource.not_found_code}`.",
+        response_model=info,
+        **ONE,
+    )
+    async def get(
+        id_: Annotated[str, Depends(id_param)], lk: LiveKitDep, _: SipReadCaller
+    ) -> dict[str, Any]:
+        return to_json(await sip.get(lk, resource, id_))
+
+    @router.patch(
+        item_path,
+        operation_id=f"update_sip_{stem}",
+        name=f"update_{stem}",
+        description="Change the fields given (LiveKit's `update` form; list fields take a "
+        "`ListUpdate`).",
+        response_model=info,
+        **WRITE,
+    )
+    async def patch(
+        id_: Annotated[str, Depends(id_param)],
+        body: update,  # type: ignore[valid-type]
+        lk: LiveKitDep,
+        _: SipWriteCaller,
+    ) -> dict[str, Any]:
+        return to_json(await sip.update(lk, resource, id_, body))
+
+    @router.put(
+        item_path,
+        operation_id=f"replace_sip_{stem}",
+        name=f"replace_{stem}",
+        description=f"Replace the {what} with the body (LiveKit's `replace` form); what is not "
+        "given\nis reset.",
+        response_model=info,
+        **WRITE,
+    )
+    async def replace(
+        id_: Annotated[str, Depends(id_param)],
+        body: request,  # type: ignore[valid-type]
+        lk: LiveKitDep,
+        _: SipWriteCaller,
+    ) -> dict[str, Any]:
+        return to_json(await sip.replace(lk, resource, id_, body))
+
+    @router.delete(
+        item_path,
+        status_code=204,
+        operation_id=f"delete_sip_{stem}",
+        name=f"delete_{stem}",
+        description=f"Delete the {what}; 404 when there is none of this kind with that id.",
+        response_class=Response,
+        responses=problems(*LIVEKIT_PROBLEMS, 404),
+    )
+    async def delete(
+        id_: Annotated[str, Depends(id_param)], lk: LiveKitDep, _: SipWriteCaller
+    ) -> None:
+        await sip.delete(lk, resource, id_)
+
+
+add_resource_routes(
     "/inbound-trunks",
-    operation_id="create_sip_inbound_trunk",
-    response_model=SIPInboundTrunkInfo,
-    **CREATE,
+    sip.INBOUND_TRUNKS,
+    info=SIPInboundTrunkInfo,
+    page=InboundTrunkPage,
+    request=InboundTrunkRequest,
+    update=InboundTrunkUpdate,
+    id_param=trunk_id,
+    filters=by_numbers,
 )
-async def create_inbound_trunk(
-    body: InboundTrunkRequest, lk: LiveKitDep, _: SipWriteCaller, idempotent: IdempotencyDep
-) -> Response:
-    """Create a inbound trunk; `Idempotency-Key` makes a retry return the first response."""
-    return await idempotent.run(lambda: sip.create(lk, sip.INBOUND_TRUNKS, body))
-
-
-@router.get(
-    "/inbound-trunks",
-    operation_id="list_sip_inbound_trunks",
-    response_model=InboundTrunkPage,
-    **ONE,
-)
-async def list_inbound_trunks(
-    lk: LiveKitDep,
-    _: SipReadCaller,
-    numbers: Numbers = None,
-    limit: Limit = 100,
-    page_token: PageToken = None,
-) -> dict[str, Any]:
-    """Inbound trunks, sorted by id, `limit` per page; `next_page_token` asks for the next."""
-    filters = {"numbers": numbers} if numbers else None
-    items, token = await sip.list_page(
-        lk, sip.INBOUND_TRUNKS, limit=limit, page_token=page_token, filters=filters
-    )
-    return to_page(items, token)
-
-
-@router.get(
-    "/inbound-trunks/{trunk_id}",
-    operation_id="get_sip_inbound_trunk",
-    response_model=SIPInboundTrunkInfo,
-    **ONE,
-)
-async def get_inbound_trunk(trunk_id: TrunkId, lk: LiveKitDep, _: SipReadCaller) -> dict[str, Any]:
-    """One inbound trunk; 404 `sip_trunk_not_found`."""
-    found = await sip.get(lk, sip.INBOUND_TRUNKS, trunk_id)
-    return to_json(found)
-
-
-@router.patch(
-    "/inbound-trunks/{trunk_id}",
-    operation_id="update_sip_inbound_trunk",
-    response_model=SIPInboundTrunkInfo,
-    **WRITE,
-)
-async def update_inbound_trunk(
-    trunk_id: TrunkId, body: InboundTrunkUpdate, lk: LiveKitDep, _: SipWriteCaller
-) -> dict[str, Any]:
-    """Change the fields given (LiveKit's `update` form; list fields take a `ListUpdate`)."""
-    updated = await sip.update(lk, sip.INBOUND_TRUNKS, trunk_id, body)
-    return to_json(updated)
-
-
-@router.put(
-    "/inbound-trunks/{trunk_id}",
-    operation_id="replace_sip_inbound_trunk",
-    response_model=SIPInboundTrunkInfo,
-    **WRITE,
-)
-async def replace_inbound_trunk(
-    trunk_id: TrunkId, body: InboundTrunkRequest, lk: LiveKitDep, _: SipWriteCaller
-) -> dict[str, Any]:
-    """Replace the inbound trunk with the body (LiveKit's `replace` form); what is not given
-    is reset."""
-    replaced = await sip.replace(lk, sip.INBOUND_TRUNKS, trunk_id, body)
-    return to_json(replaced)
-
-
-@router.delete(
-    "/inbound-trunks/{trunk_id}",
-    status_code=204,
-    operation_id="delete_sip_inbound_trunk",
-    response_class=Response,
-    responses=problems(*LIVEKIT_PROBLEMS, 404),
-)
-async def delete_inbound_trunk(trunk_id: TrunkId, lk: LiveKitDep, _: SipWriteCaller) -> None:
-    """Delete the inbound trunk; 404 when there is none of this kind with that id."""
-    await sip.delete(lk, sip.INBOUND_TRUNKS, trunk_id)
-
-
-# Outbound trunks
-
-
-@router.post(
+add_resource_routes(
     "/outbound-trunks",
-    operation_id="create_sip_outbound_trunk",
-    response_model=SIPOutboundTrunkInfo,
-    **CREATE,
+    sip.OUTBOUND_TRUNKS,
+    info=SIPOutboundTrunkInfo,
+    page=OutboundTrunkPage,
+    request=OutboundTrunkRequest,
+    update=OutboundTrunkUpdate,
+    id_param=trunk_id,
+    filters=by_numbers,
 )
-async def create_outbound_trunk(
-    body: OutboundTrunkRequest, lk: LiveKitDep, _: SipWriteCaller, idempotent: IdempotencyDep
-) -> Response:
-    """Create a outbound trunk; `Idempotency-Key` makes a retry return the first response."""
-    return await idempotent.run(lambda: sip.create(lk, sip.OUTBOUND_TRUNKS, body))
-
-
-@router.get(
-    "/outbound-trunks",
-    operation_id="list_sip_outbound_trunks",
-    response_model=OutboundTrunkPage,
-    **ONE,
-)
-async def list_outbound_trunks(
-    lk: LiveKitDep,
-    _: SipReadCaller,
-    numbers: Numbers = None,
-    limit: Limit = 100,
-    page_token: PageToken = None,
-) -> dict[str, Any]:
-    """Outbound trunks, sorted by id, `limit` per page; `next_page_token` asks for the next."""
-    filters = {"numbers": numbers} if numbers else None
-    items, token = await sip.list_page(
-        lk, sip.OUTBOUND_TRUNKS, limit=limit, page_token=page_token, filters=filters
-    )
-    return to_page(items, token)
-
-
-@router.get(
-    "/outbound-trunks/{trunk_id}",
-    operation_id="get_sip_outbound_trunk",
-    response_model=SIPOutboundTrunkInfo,
-    **ONE,
-)
-async def get_outbound_trunk(trunk_id: TrunkId, lk: LiveKitDep, _: SipReadCaller) -> dict[str, Any]:
-    """One outbound trunk; 404 `sip_trunk_not_found`."""
-    found = await sip.get(lk, sip.OUTBOUND_TRUNKS, trunk_id)
-    return to_json(found)
-
-
-@router.patch(
-    "/outbound-trunks/{trunk_id}",
-    operation_id="update_sip_outbound_trunk",
-    response_model=SIPOutboundTrunkInfo,
-    **WRITE,
-)
-async def update_outbound_trunk(
-    trunk_id: TrunkId, body: OutboundTrunkUpdate, lk: LiveKitDep, _: SipWriteCaller
-) -> dict[str, Any]:
-    """Change the fields given (LiveKit's `update` form; list fields take a `ListUpdate`)."""
-    updated = await sip.update(lk, sip.OUTBOUND_TRUNKS, trunk_id, body)
-    return to_json(updated)
-
-
-@router.put(
-    "/outbound-trunks/{trunk_id}",
-    operation_id="replace_sip_outbound_trunk",
-    response_model=SIPOutboundTrunkInfo,
-    **WRITE,
-)
-async def replace_outbound_trunk(
-    trunk_id: TrunkId, body: OutboundTrunkRequest, lk: LiveKitDep, _: SipWriteCaller
-) -> dict[str, Any]:
-    """Replace the outbound trunk with the body (LiveKit's `replace` form); what is not given
-    is reset."""
-    replaced = await sip.replace(lk, sip.OUTBOUND_TRUNKS, trunk_id, body)
-    return to_json(replaced)
-
-
-@router.delete(
-    "/outbound-trunks/{trunk_id}",
-    status_code=204,
-    operation_id="delete_sip_outbound_trunk",
-    response_class=Response,
-    responses=problems(*LIVEKIT_PROBLEMS, 404),
-)
-async def delete_outbound_trunk(trunk_id: TrunkId, lk: LiveKitDep, _: SipWriteCaller) -> None:
-    """Delete the outbound trunk; 404 when there is none of this kind with that id."""
-    await sip.delete(lk, sip.OUTBOUND_TRUNKS, trunk_id)
-
-
-# Dispatch rules
-
-
-@router.post(
+add_resource_routes(
     "/dispatch-rules",
-    operation_id="create_sip_dispatch_rule",
-    response_model=SIPDispatchRuleInfo,
-    **CREATE,
+    sip.DISPATCH_RULES,
+    info=SIPDispatchRuleInfo,
+    page=DispatchRulePage,
+    request=DispatchRuleRequest,
+    update=DispatchRuleUpdate,
+    id_param=rule_id,
+    filters=by_trunk_ids,
 )
-async def create_dispatch_rule(
-    body: DispatchRuleRequest, lk: LiveKitDep, _: SipWriteCaller, idempotent: IdempotencyDep
-) -> Response:
-    """Create a dispatch rule; `Idempotency-Key` makes a retry return the first response."""
-    return await idempotent.run(lambda: sip.create(lk, sip.DISPATCH_RULES, body))
-
-
-@router.get(
-    "/dispatch-rules",
-    operation_id="list_sip_dispatch_rules",
-    response_model=DispatchRulePage,
-    **ONE,
-)
-async def list_dispatch_rules(
-    lk: LiveKitDep,
-    _: SipReadCaller,
-    trunk_ids: TrunkIds = None,
-    limit: Limit = 100,
-    page_token: PageToken = None,
-) -> dict[str, Any]:
-    """Dispatch rules, sorted by id, `limit` per page; `next_page_token` asks for the next."""
-    filters = {"trunk_ids": trunk_ids} if trunk_ids else None
-    items, token = await sip.list_page(
-        lk, sip.DISPATCH_RULES, limit=limit, page_token=page_token, filters=filters
-    )
-    return to_page(items, token)
-
-
-@router.get(
-    "/dispatch-rules/{rule_id}",
-    operation_id="get_sip_dispatch_rule",
-    response_model=SIPDispatchRuleInfo,
-    **ONE,
-)
-async def get_dispatch_rule(rule_id: RuleId, lk: LiveKitDep, _: SipReadCaller) -> dict[str, Any]:
-    """One dispatch rule; 404 `sip_dispatch_rule_not_found`."""
-    found = await sip.get(lk, sip.DISPATCH_RULES, rule_id)
-    return to_json(found)
-
-
-@router.patch(
-    "/dispatch-rules/{rule_id}",
-    operation_id="update_sip_dispatch_rule",
-    response_model=SIPDispatchRuleInfo,
-    **WRITE,
-)
-async def update_dispatch_rule(
-    rule_id: RuleId, body: DispatchRuleUpdate, lk: LiveKitDep, _: SipWriteCaller
-) -> dict[str, Any]:
-    """Change the fields given (LiveKit's `update` form; list fields take a `ListUpdate`)."""
-    updated = await sip.update(lk, sip.DISPATCH_RULES, rule_id, body)
-    return to_json(updated)
-
-
-@router.put(
-    "/dispatch-rules/{rule_id}",
-    operation_id="replace_sip_dispatch_rule",
-    response_model=SIPDispatchRuleInfo,
-    **WRITE,
-)
-async def replace_dispatch_rule(
-    rule_id: RuleId, body: DispatchRuleRequest, lk: LiveKitDep, _: SipWriteCaller
-) -> dict[str, Any]:
-    """Replace the dispatch rule with the body (LiveKit's `replace` form); what is not given
-    is reset."""
-    replaced = await sip.replace(lk, sip.DISPATCH_RULES, rule_id, body)
-    return to_json(replaced)
-
-
-@router.delete(
-    "/dispatch-rules/{rule_id}",
-    status_code=204,
-    operation_id="delete_sip_dispatch_rule",
-    response_class=Response,
-    responses=problems(*LIVEKIT_PROBLEMS, 404),
-)
-async def delete_dispatch_rule(rule_id: RuleId, lk: LiveKitDep, _: SipWriteCaller) -> None:
-    """Delete the dispatch rule; 404 when there is none of this kind with that id."""
-    await sip.delete(lk, sip.DISPATCH_RULES, rule_id)
 
 
 # Calls and transfers

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,20 @@ def make_settings(livekit_url: str, tmp_dir: Path, **overrides: Any) -> Settings
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+@contextmanager
+def serving(
+    livekit_url: str, tmp_dir: Path, *, port: int | None = None, **overrides: Any
+) -> Iterator[LiveService]:
+    """`with serving(livekit_url, tmp_dir, **overrides) as service:` the service over real
+    HTTP (`LiveService`, on `port` or a free one) for `make_settings(livekit_url, tmp_dir,
+    **overrides)`, stopped when the block ends."""
+    service = LiveService(port).start(make_settings(livekit_url, tmp_dir, **overrides))
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[LocalRedis]:
     """A real Redis for LiveKit (SIP, ingress and egress APIs need one)."""
@@ -105,10 +120,10 @@ def live_service(
     livekit_server: LocalLiveKit, live_service_port: int, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveService]:
     """The service over real HTTP, against the real LiveKit server."""
-    settings = make_settings(livekit_server.url, tmp_path_factory.mktemp("live"))
-    service = LiveService(live_service_port).start(settings)
-    yield service
-    service.stop()
+    with serving(
+        livekit_server.url, tmp_path_factory.mktemp("live"), port=live_service_port
+    ) as service:
+        yield service
 
 
 @pytest.fixture

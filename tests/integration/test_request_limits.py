@@ -15,7 +15,7 @@ import pytest
 
 from app.middleware import MAX_BODY_BYTES, MAX_HEADER_BLOCK_BYTES, MAX_HEADER_BYTES, MAX_HEADERS
 from tests.components import LiveService, signed_webhook, webhook_body
-from tests.conftest import API_KEY, API_SECRET, auth, make_settings
+from tests.conftest import API_KEY, API_SECRET, auth, serving
 
 UNUSED_LIVEKIT = "http://127.0.0.1:9"  # nothing here calls LiveKit before refusing
 
@@ -23,18 +23,16 @@ UNUSED_LIVEKIT = "http://127.0.0.1:9"  # nothing here calls LiveKit before refus
 @pytest.fixture(scope="module", params=["h11", "httptools"])
 def service(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[LiveService]:
     """The service served by uvicorn with one HTTP parser, plus a route that fails."""
-    settings = make_settings(
+    with serving(
         UNUSED_LIVEKIT, tmp_path_factory.mktemp("limits"), http_parser=request.param
-    )
-    live = LiveService().start(settings)
-    assert live._server.config.http == request.param
+    ) as live:
+        assert live._server.config.http == request.param
 
-    async def boom() -> None:
-        raise RuntimeError(f"unexpected, holding {API_SECRET}")
+        async def boom() -> None:
+            raise RuntimeError(f"unexpected, holding {API_SECRET}")
 
-    live.app.add_api_route("/v1/test-boom", boom, methods=["GET"])
-    yield live
-    live.stop()
+        live.app.add_api_route("/v1/test-boom", boom, methods=["GET"])
+        yield live
 
 
 @pytest.fixture
@@ -116,17 +114,13 @@ async def test_an_unauthenticated_request_is_401_whatever_its_body(http, headers
 
 
 async def test_a_token_request_without_credentials_is_401_whatever_its_body(tmp_path):
-    settings = make_settings(UNUSED_LIVEKIT, tmp_path, token_policy={"service_keys": {}})
-    service = LiveService().start(settings)
-    try:
+    with serving(UNUSED_LIVEKIT, tmp_path, token_policy={"service_keys": {}}) as service:
         async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
             for body in (b"{not json", b"x" * (MAX_BODY_BYTES + 1)):
                 response = await http.post(
                     "/v1/token", content=body, headers={"content-type": "application/json"}
                 )
                 assert_problem(response, 401, "unauthorized")
-    finally:
-        service.stop()
 
 
 async def test_an_unsigned_webhook_is_401_whatever_its_body(http):

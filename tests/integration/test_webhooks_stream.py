@@ -24,7 +24,7 @@ from tests.components import (
     sse_events,
     webhook_body,
 )
-from tests.conftest import API_KEY, API_SECRET, auth, make_settings, service_keys
+from tests.conftest import API_KEY, API_SECRET, auth, service_keys, serving
 
 pytestmark = pytest.mark.integration
 
@@ -55,10 +55,8 @@ def replicas(
 
 @pytest.fixture(scope="module")
 def sqlite_service(livekit_server: LocalLiveKit, tmp_path_factory) -> Iterator[LiveService]:
-    settings = make_settings(livekit_server.url, tmp_path_factory.mktemp("stream"))
-    service = LiveService().start(settings)
-    yield service
-    service.stop()
+    with serving(livekit_server.url, tmp_path_factory.mktemp("stream")) as service:
+        yield service
 
 
 async def post_event(base_url: str, body: bytes) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import pytest
 
 from app.devserver import free_port
 from tests.components import LiveService, LocalRedis
-from tests.conftest import API_KEY, API_SECRET, auth, make_settings
+from tests.conftest import API_KEY, API_SECRET, auth, serving
 from tests.media.components import (
     NETNS_ADDR,
     EgressWorker,
@@ -86,12 +86,13 @@ def media_service(
     media_livekit: MediaLiveKit, media_service_port: int, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveService]:
     """The service over real HTTP against the media tier's LiveKit (10 s LiveKit deadline)."""
-    settings = make_settings(
-        media_livekit.url, tmp_path_factory.mktemp("media"), livekit_timeout_seconds=10
-    )
-    service = LiveService(media_service_port).start(settings)
-    yield service
-    service.stop()
+    with serving(
+        media_livekit.url,
+        tmp_path_factory.mktemp("media"),
+        port=media_service_port,
+        livekit_timeout_seconds=10,
+    ) as service:
+        yield service
 
 
 @pytest.fixture

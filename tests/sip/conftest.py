@@ -12,7 +12,7 @@ import pytest
 
 from app.devserver import LocalLiveKit
 from tests.components import LiveService, LocalRedis
-from tests.conftest import API_KEY, API_SECRET, make_settings
+from tests.conftest import API_KEY, API_SECRET, serving
 from tests.sip.components import LocalSipServer, Phone, netns_address
 
 
@@ -57,10 +57,8 @@ def sip_service(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LiveService]:
     """The service over real HTTP in front of `sip_livekit` (its SIP server running)."""
-    settings = make_settings(sip_livekit.url, tmp_path_factory.mktemp("sip-service"))
-    service = LiveService().start(settings)
-    yield service
-    service.stop()
+    with serving(sip_livekit.url, tmp_path_factory.mktemp("sip-service")) as service:
+        yield service
 
 
 @pytest.fixture
