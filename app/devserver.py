@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -25,11 +26,27 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TOOLS_BIN = PROJECT_ROOT / ".tools" / "bin"
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+#: Where `free_port` looks: below the kernel's ephemeral range (32768-60999 on Linux), so
+#: that no outgoing connection made meanwhile takes the port before its server binds it.
+FREE_PORTS = range(10000, 20000)
+
+
+def free_port(*, udp: bool = False) -> int:
+    """A port on 127.0.0.1 that nothing holds right now for TCP (and for UDP too when `udp`,
+    for servers that listen on both, as SIP does), drawn from `FREE_PORTS`."""
+    kinds = [socket.SOCK_STREAM, socket.SOCK_DGRAM] if udp else [socket.SOCK_STREAM]
+    while True:
+        port = secrets.choice(FREE_PORTS)
+        sockets = [socket.socket(socket.AF_INET, kind) for kind in kinds]
+        try:
+            for sock in sockets:
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+        return port
 
 
 def find_binary(name: str, env_var: str) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
 import socket
 import tempfile
@@ -44,24 +43,6 @@ def free_udp_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def free_sip_port() -> int:
-    """A port on 127.0.0.1 free for both UDP and TCP (livekit-sip listens on both), from
-    10000-19999: below the kernel's ephemeral range (32768-60999), where a TCP client
-    connection made meanwhile could take the port between this check and livekit-sip's bind."""
-    while True:
-        port = secrets.choice(range(10000, 20000))
-        with (
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
-            socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
-        ):
-            try:
-                udp.bind((LOOPBACK, port))
-                tcp.bind((LOOPBACK, port))
-            except OSError:
-                continue
-            return port
-
-
 def udp_bound(port: int) -> bool:
     """True when some process holds UDP `port` on 127.0.0.1 (a readiness probe)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -78,7 +59,7 @@ class LocalSipServer:
     of 100 ports; `max_cpu_utilization: 1.0` so a busy machine does not refuse calls."""
 
     def __init__(self, *, ws_url: str, api_key: str, api_secret: str, redis: str) -> None:
-        self.sip_port = free_sip_port()
+        self.sip_port = free_port(udp=True)  # livekit-sip listens on UDP and TCP
         self.health_port = free_port()
         self.address = f"{LOOPBACK}:{self.sip_port}"
         self.workdir = Path(tempfile.mkdtemp(prefix="livekit-sip-"))
