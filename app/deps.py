@@ -16,16 +16,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from google.protobuf.message import Message as ProtoMessage
+from limits import RateLimitItem
 from limits import parse as parse_rate
 from pydantic import BaseModel
 
-from app.auth import EndUserVerifier, Scope, ServiceKey, find_service_key, require_scope
+from app.auth import (
+    EndUserVerifier,
+    Scope,
+    ServiceKey,
+    bearer_credential,
+    find_service_key,
+    require_scope,
+)
 from app.errors import RateLimited, Unauthorized
 from app.idempotency import HEADER as IDEMPOTENCY_HEADER
 from app.idempotency import (
@@ -118,52 +128,71 @@ WebhooksReadCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.WEBHOOKS_RE
 SessionsReadCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.SESSIONS_READ))]
 
 
-async def get_token_caller(
-    request: Request, settings: SettingsDep, bearer: BearerDep
-) -> tuple[Caller, CallerRule]:
-    """Who asks `/v1/token` and the rule that applies, after the caller's rate limit.
+@dataclass(frozen=True, slots=True)
+class TokenCall:
+    """What `get_token_caller` found: the `caller`, its policy `rule` and the `settings`."""
+
+    caller: Caller
+    rule: CallerRule
+    settings: Settings
+
+
+async def get_token_caller(request: Request) -> TokenCall:
+    """Who asks `/v1/token`, the rule that applies and the settings, after the caller's
+    rate limit.
 
     A bearer credential is a service key (with `tokens:issue`) or an end-user JWT; none
     is an anonymous caller, known by client address. Raises 401, 403 or 429.
+
+    The hottest route of the service: one dependency that reads the settings and the
+    `Authorization` header itself (no `SettingsDep`/`BearerDep` sub-dependencies to solve).
     """
+    settings: Settings = request.app.state.settings
     policy = settings.effective_token_policy
-    caller = await _identify(request, settings, policy, bearer)
+    credential = bearer_credential(request.headers.get("authorization"))
+    caller = await _identify(request, settings, policy, credential)
     request.state.caller = caller.rate_key
     rule = rule_for(policy, caller)
     await _enforce_rate_limit(request, caller, rule)
-    return caller, rule
+    return TokenCall(caller, rule, settings)
 
 
 async def _identify(
     request: Request,
     settings: Settings,
     policy: TokenPolicy,
-    bearer: HTTPAuthorizationCredentials | None,
+    credential: str | None,
 ) -> Caller:
-    if bearer is None:
+    if credential is None:
         if policy.anonymous is None:
             raise Unauthorized("a service key or an end-user token is required")
         host = request.client.host if request.client else "unknown"
         return Caller(kind="anonymous", name=host)
-    key = find_service_key(bearer.credentials, settings.service_keys)
+    key = find_service_key(credential, settings.service_keys)
     if key is not None:
         require_scope(key, Scope.TOKENS_ISSUE)
         return Caller(kind="service_key", name=key.name)
     verifier: EndUserVerifier | None = request.app.state.end_user_verifier
     if verifier is None:
         raise Unauthorized("unknown service key, and no end-user JWTs are configured")
-    claims = await verifier.verify(bearer.credentials)
+    claims = await verifier.verify(credential)
     return Caller(kind="end_user", name=str(claims["sub"]), identity=str(claims["sub"]))
 
 
 async def _enforce_rate_limit(request: Request, caller: Caller, rule: CallerRule) -> None:
     limiter: RateLimiter = request.app.state.rate_limiter
-    verdict = await limiter.hit(parse_rate(rule.rate_limit), "token", caller.rate_key)
+    verdict = await limiter.hit(_rate(rule.rate_limit), "token", caller.rate_key)
     if not verdict.allowed:
         raise RateLimited(f"rate limit {rule.rate_limit} exceeded", retry_after=verdict.retry_after)
 
 
-TokenCallerDep = Annotated[tuple[Caller, CallerRule], Depends(get_token_caller)]
+@lru_cache(maxsize=64)
+def _rate(text: str) -> RateLimitItem:
+    """`text` (e.g. `10/minute`) parsed once (the policy's few rates, not per request)."""
+    return parse_rate(text)
+
+
+TokenCallerDep = Annotated[TokenCall, Depends(get_token_caller)]
 
 
 class Idempotent:

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import structlog
-from starlette.routing import Match
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
@@ -223,6 +223,9 @@ class EarlyAuthMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self._needs: dict[int, str | None] = {}
+        # (method, path) -> route, for routes without path parameters: a hot route such as
+        # /v1/token is found without trying every route (bounded: routes x methods).
+        self._static: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -236,12 +239,13 @@ class EarlyAuthMiddleware:
         app = scope.get("app")
         if app is None:
             return None
-        for route in _routes(app.router.routes):
-            match, _ = route.matches(scope)
-            if match == Match.FULL:
-                break
-        else:
-            return None
+        route = self._static.get((scope["method"], scope["path"]))
+        if route is None:
+            route = _match(app.router.routes, scope)
+            if route is None:
+                return None
+            if isinstance(route, Route) and not route.param_convertors:
+                self._static[(scope["method"], scope["path"])] = route
         needs = self._needs.get(id(route))
         if id(route) not in self._needs:
             needs = self._needs[id(route)] = _credential_needed(route)
@@ -265,6 +269,15 @@ class EarlyAuthMiddleware:
         if find_service_key(credential, app.state.settings.service_keys) is None:
             return Unauthorized("unknown service key", code="invalid_service_key")
         return None
+
+
+def _match(routes: list[Any], scope: Scope) -> Any:
+    """The first route that fully matches `scope` (method and path), else None."""
+    for route in _routes(routes):
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return route
+    return None
 
 
 def _routes(routes: list[Any]) -> Iterator[Any]:
