@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import signal
 import sys
 from typing import Any
 
@@ -52,12 +53,25 @@ def main() -> None:
     secret = configured.get_secret_value() if configured else secrets.token_urlsafe(32)
     webhook_url = f"http://{settings.host}:{settings.port}/v1/webhooks/livekit"
     local = LocalLiveKit(api_key=key, api_secret=secret, webhook_urls=[webhook_url])
+    _exit_on_sigterm()
     with running(local) as livekit:
         os.environ.update(LIVEKIT_URL=livekit.url, LIVEKIT_API_KEY=key, LIVEKIT_API_SECRET=secret)
         print(f"LiveKit dev server  {livekit.url}  (log {livekit.process.log_path})")
         shown = "(as configured)" if configured else secret
         print(f"                    LIVEKIT_API_KEY={key} LIVEKIT_API_SECRET={shown}")
         _serve(Settings())
+
+
+def _exit_on_sigterm() -> None:
+    """Make SIGTERM end the process through `SystemExit` (status 143), so the embedded dev
+    server is stopped on the way out. uvicorn shuts down gracefully on SIGTERM, restores
+    the handler it found and raises the signal again: without this handler the default
+    action would end the process at once and leave the dev server running."""
+
+    def exit_now(signum: int, _frame: object) -> None:
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, exit_now)
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:

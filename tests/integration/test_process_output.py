@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -100,6 +101,15 @@ def test_the_dev_server_secret_is_printed_only_when_generated():
     output = Path(service.process.log_path).read_text()
     printed = output.split("LIVEKIT_API_SECRET=", 1)[1].split()[0]
     assert len(printed) >= 32  # the generated one, so that the operator can use it
+
+
+def test_sigterm_stops_the_embedded_dev_server_too():
+    service = ServiceProcess({"LIVEKIT_URL": ""}).start()
+    output = Path(service.process.log_path).read_text()
+    livekit_port = int(output.split("LiveKit dev server  http://127.0.0.1:", 1)[1].split()[0])
+    service.stop()  # SIGTERM
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", livekit_port)) != 0, "the dev server still runs"
 
 
 def test_a_configuration_error_exits_naming_the_setting_not_the_secret(tmp_path):
