@@ -84,6 +84,9 @@ gst_bad_dev() {
     echo "$version" > "$dest/.version"
   fi
   export PKG_CONFIG_PATH="$dest/usr/lib/$arch/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+  # Go's build cache can keep the library path that pkg-config gave in another checkout;
+  # naming this one on the link line too makes the link independent of where that was.
+  export CGO_LDFLAGS="-L$dest/usr/lib/$arch${CGO_LDFLAGS:+ $CGO_LDFLAGS}"
 }
 
 build livekit-sip github.com/livekit/sip v1.8.0 ./cmd/livekit-sip
