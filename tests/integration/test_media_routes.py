@@ -214,18 +214,17 @@ SAMPLE = ["not_found", "invalid_argument", "failed_precondition", "unavailable",
 @pytest.mark.parametrize("twirp_code", SAMPLE)
 @pytest.mark.parametrize("route", sorted(ROUTES))
 async def test_route_maps_twirp_code(media_app, route, twirp_code, caplog):
-    status, code, retry_after = EXPECTED[twirp_code]
-    if twirp_code == "not_found":
-        code = NOT_FOUND_CODE[route]
-    async with media_app(twirp_failure(twirp_code)) as http:
-        with caplog.at_level(logging.CRITICAL, logger="app.errors"):
-            response = await call(http, route)
-    assert_problem(response, status, code, retry_after)
+    await assert_twirp_code_mapped(media_app, route, twirp_code, caplog)
 
 
 @pytest.mark.parametrize("twirp_code", sorted(EXPECTED))
 @pytest.mark.parametrize("route", ["track", "ingress-create"])
 async def test_start_and_create_map_every_twirp_code(media_app, route, twirp_code, caplog):
+    await assert_twirp_code_mapped(media_app, route, twirp_code, caplog)
+
+
+async def assert_twirp_code_mapped(media_app, route, twirp_code, caplog):
+    """`route`, answered by LiveKit with `twirp_code`, gives the contract's problem."""
     status, code, retry_after = EXPECTED[twirp_code]
     if twirp_code == "not_found":
         code = NOT_FOUND_CODE[route]
