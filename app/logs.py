@@ -7,6 +7,13 @@ in development (`LOG_FORMAT` overrides), at `LOG_LEVEL`.
 `event` and the line's own fields (`extra={...}`). Tracebacks are rendered as plain text,
 never with local variables (they could hold secrets). uvicorn's own access log is off:
 `app.middleware.RequestContextMiddleware` writes one access line per request instead.
+
+The access line, written once per request, takes structlog's own path (`access_logger()`:
+a level-filtering bound logger writing straight to stderr), not the standard library's
+(two `LogRecord`s, a caller lookup and the `ProcessorFormatter` per line, about 50 µs on
+the token route, a fifth of its time); it has the same shape as every other line. Until
+`configure_logging` runs (an app driven in process, as in tests), it is structlog's
+default: readable text on stdout.
 """
 
 from __future__ import annotations
@@ -58,12 +65,29 @@ def configure_logging(settings: Settings) -> None:
         logger.handlers[:] = []
         logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # structlog's own loggers (the access line): the same fields and renderer, no
+    # standard-library record in between. They are not bound to context variables: the
+    # access line carries its request id itself.
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[
+            structlog.stdlib.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *final,
+            renderer,
+        ],
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelName(settings.log_level.upper())
+        ),
         cache_logger_on_first_use=True,
     )
+
+
+def access_logger() -> Any:
+    """The logger of the per-request access lines (`logger` = `app.access`, INFO), as
+    structlog is configured when this is called (after `configure_logging`, in a process
+    that calls it: the app builds its layers when it starts)."""
+    return structlog.get_logger().bind(logger=ACCESS_LOGGER)
 
 
 def _drop_color_message(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:

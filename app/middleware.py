@@ -38,11 +38,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app import metrics
 from app.auth import bearer_credential, find_service_key
 from app.errors import AppError, PayloadTooLarge, Unauthorized
-from app.logs import ACCESS_LOGGER
+from app.logs import access_logger
 from app.webhooks import SIGNATURE_INVALID
 
 log = logging.getLogger(__name__)
-access_log = logging.getLogger(ACCESS_LOGGER)
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://docs.livekit-control-plane.dev/problems/"
@@ -112,6 +111,7 @@ class RequestContextMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.access_log = access_logger()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -144,19 +144,15 @@ class RequestContextMiddleware:
                 error = InternalError("an unexpected error occurred; quote the request_id")
                 await send_problem(scope, send_with_id, error)
         finally:
-            access_log.info(
-                "%s %s %s",
-                scope["method"],
-                _route(scope),
-                status,
-                extra={
-                    "method": scope["method"],
-                    "route": _route(scope),
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                    "caller": state.get("caller"),
-                    "request_id": request_id,
-                },
+            method, route = scope["method"], _route(scope)
+            self.access_log.info(
+                f"{method} {route} {status}",
+                method=method,
+                route=route,
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                caller=state.get("caller"),
+                request_id=request_id,
             )
             structlog.contextvars.unbind_contextvars("request_id")
 
