@@ -7,6 +7,9 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 REQUESTS = Counter(
@@ -25,10 +28,23 @@ DURATION = Histogram(
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
+#: The methods counted by name; any other (a client may send any token) is `other`, so a
+#: caller cannot grow the number of series (RFC 9110 §9 names these).
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def observe(method: str, route: str, status: int, seconds: float) -> None:
     """Count one answered request; `route` is the template, or `unmatched`."""
-    REQUESTS.labels(method, route, str(status)).inc()
-    DURATION.labels(method, route).observe(seconds)
+    requests, duration = _series(method if method in KNOWN_METHODS else "other", route, status)
+    requests.inc()
+    duration.observe(seconds)
+
+
+@functools.lru_cache(maxsize=1024)
+def _series(method: str, route: str, status: int) -> tuple[Any, Any]:
+    """The labelled counter and histogram of one (method, route, status), looked up once
+    (`labels()` takes a lock and builds its key on every call)."""
+    return REQUESTS.labels(method, route, str(status)), DURATION.labels(method, route)
 
 
 def exposition() -> bytes:

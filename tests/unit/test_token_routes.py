@@ -245,3 +245,16 @@ async def test_metrics_count_requests_by_route_template(http):
         for line in lines
     )
     assert "metrics-room" not in response.text  # names never become label values
+
+
+async def test_an_unknown_method_is_counted_as_other_not_by_its_name(http):
+    response = await http.request("BREW-COFFEE-42", "/v1/token")
+    assert response.status_code == 405
+    text = (await http.get("/metrics")).text
+    assert "BREW-COFFEE-42" not in text
+    assert any(
+        line.startswith("control_plane_http_requests_total{")
+        and 'method="other"' in line
+        and 'status="405"' in line
+        for line in text.splitlines()
+    )
