@@ -9,9 +9,11 @@ live. Minting alone (`SignedAccessToken.sign` for the same grant) is timed besid
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import cProfile
 import datetime as dt
 import json
+import os
 import pstats
 import secrets
 import sys
@@ -24,6 +26,7 @@ from typing import Any
 
 from livekit import api
 
+from app.logs import configure_logging
 from app.main import create_app
 from app.settings import Settings
 from app.tokens import SignedAccessToken
@@ -34,6 +37,7 @@ BODY = json.dumps({"room_name": "bench", "participant_identity": "p"}).encode()
 def settings(workdir: Path) -> Settings:
     return Settings(
         app_env="development",
+        log_format="json",
         livekit_url="http://127.0.0.1:9",
         livekit_api_key="APIbench",
         livekit_api_secret=secrets.token_urlsafe(32),
@@ -91,7 +95,9 @@ def where(filename: str) -> str:
 
 async def main(count: int) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
-        app = create_app(settings(Path(tmp)))
+        served = settings(Path(tmp))
+        configure_logging(served)  # as `python -m app` logs: JSON, the access line at INFO
+        app = create_app(served)
         async with app.router.lifespan_context(app):
             await drive(app, 500)  # warm up
             plain = await drive(app, count)
@@ -127,6 +133,7 @@ async def main(count: int) -> None:
                 "jwt",
                 "prometheus_client",
                 "pydantic",
+                "structlog",
             )
             or cumtime / total > 0.9
         ):
@@ -139,4 +146,6 @@ async def main(count: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 3000))
+    # The service's log lines go where its stderr goes: /dev/null here (this prints the profile).
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
+        asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 3000))
