@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
-from fastapi.routing import APIRoute
 from pydantic import TypeAdapter
 
-from app.deps import SettingsDep, TokenCall, TokenCallerDep, TokensAdminCaller, get_token_caller
+from app.deps import SettingsDep, TokenCallerDep, TokensAdminCaller, get_token_caller
 from app.tokens import introspect, mint_participant_token, mint_token
-from routers.bodies import read_json_body
+from routers.direct import dependency, direct_route, read_json_body
 from schemas.problems import problems
 from schemas.tokens import (
     IntrospectRequest,
@@ -31,31 +29,16 @@ _PARTICIPANT_TOKEN_BODY: TypeAdapter[ParticipantTokenRequest | None] = TypeAdapt
 )
 
 
-class ParticipantTokenRoute(APIRoute):
-    """The route of `POST /v1/token`, the hottest of the service (every join fetches a token).
-
-    FastAPI documents it from `issue_participant_token`'s signature like any route, but
-    serves it without its per-request machinery (dependency solving, its body handling),
-    which costs more than the endpoint itself: the handler reads the body as FastAPI does
-    (`routers.bodies.read_json_body`: 400 for a body that is not JSON, the same 422
-    errors), resolves `TokenCallerDep` by calling `get_token_caller` (or its override in
-    `app.dependency_overrides`), then calls the endpoint. A body that is JSON but invalid
-    is refused after the caller, as FastAPI orders them: 401, 403 and 429 come first.
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        endpoint = self.endpoint
-
-        async def handle(request: Request) -> Response:
-            body, invalid = await read_json_body(request, _PARTICIPANT_TOKEN_BODY)
-            resolve = request.app.dependency_overrides.get(get_token_caller, get_token_caller)
-            call: TokenCall = await resolve(request)
-            if invalid is not None:
-                raise invalid
-            response: Response = await endpoint(call, body)
-            return response
-
-        return handle
+async def participant_token_arguments(request: Request) -> dict[str, Any]:
+    """`issue_participant_token`'s arguments, resolved as FastAPI would (see
+    `routers.direct`): the body read as FastAPI reads it (400 for a body that is not JSON),
+    then the caller (`get_token_caller`: 401, 403, 429); a JSON body that is invalid is
+    refused after the caller (422), as FastAPI orders them."""
+    body, invalid = await read_json_body(request, _PARTICIPANT_TOKEN_BODY)
+    call = await dependency(request, get_token_caller)
+    if invalid is not None:
+        raise invalid
+    return {"call": call, "body": body}
 
 
 async def issue_participant_token(
@@ -64,8 +47,8 @@ async def issue_participant_token(
 ) -> Response:
     """LiveKit's standard token endpoint: a join token, as far as the token policy allows.
 
-    Served by `ParticipantTokenRoute`. The reply is built as a `ParticipantTokenResponse`
-    and sent as its JSON bytes (FastAPI would validate the same model a second time).
+    Served directly (`routers.direct`): every join fetches a token. The reply is built as
+    a `ParticipantTokenResponse` and sent as its JSON bytes with `Cache-Control: no-store`.
     """
     settings = call.settings
     issued = mint_participant_token(
@@ -98,7 +81,7 @@ router.add_api_route(
     responses=problems(400, 401, 403, 422, 429),
     # The bearer credential is optional here: the token policy may admit anonymous callers.
     openapi_extra={"security": [{}]},
-    route_class_override=ParticipantTokenRoute,
+    route_class_override=direct_route(participant_token_arguments),
 )
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from app.deps import SettingsDep, StoreDep, WebhooksReadCaller
+from app.deps import SettingsDep, StoreDep, WebhooksReadCaller, get_settings, get_store
 from app.errors import PayloadTooLarge
 from app.store import StreamPosition
 from app.webhooks import (
@@ -20,6 +20,7 @@ from app.webhooks import (
     receive_webhook,
     stream_start,
 )
+from routers.direct import dependency, direct_route
 from schemas.common import Page
 from schemas.problems import problems
 from schemas.webhooks import EventFilters, EventQuery, StoredEvent, WebhookReceipt
@@ -64,12 +65,19 @@ _WEBHOOK_BODY = {
 }
 
 
-@router.post(
-    "/webhooks/livekit",
-    operation_id="receive_livekit_webhook",
-    responses=problems(400, 401, 413, 415, 503),
-    openapi_extra=_WEBHOOK_BODY,
-)
+async def livekit_webhook_arguments(request: Request) -> dict[str, Any]:
+    """`receive_livekit_webhook`'s arguments, resolved as FastAPI would (see
+    `routers.direct`: LiveKit sends bursts of webhooks): the settings, the store, the body
+    (`bounded_body`: 413) and the two headers."""
+    return {
+        "settings": await dependency(request, get_settings),
+        "store": await dependency(request, get_store),
+        "body": await bounded_body(request),
+        "authorization": request.headers.get("authorization"),
+        "content_type": request.headers.get("content-type"),
+    }
+
+
 async def receive_livekit_webhook(
     settings: SettingsDep,
     store: StoreDep,
@@ -79,6 +87,17 @@ async def receive_livekit_webhook(
 ) -> WebhookReceipt:
     """Verify a LiveKit webhook against the keyring and store it once, durably."""
     return await receive_webhook(store, settings.keyring, body, authorization, content_type)
+
+
+router.add_api_route(
+    "/webhooks/livekit",
+    receive_livekit_webhook,
+    methods=["POST"],
+    operation_id="receive_livekit_webhook",
+    responses=problems(400, 401, 413, 415, 503),
+    openapi_extra=_WEBHOOK_BODY,
+    route_class_override=direct_route(livekit_webhook_arguments),
+)
 
 
 @router.get(

@@ -1,19 +1,65 @@
-"""Reading a JSON request body as FastAPI does, for a route that serves itself
-(`routers.tokens.ParticipantTokenRoute`)."""
+"""Routes served directly: the hot ones (`POST /v1/token`, LiveKit's webhooks), which
+FastAPI documents from their endpoints' signatures like any route but which do not go
+through its per-request machinery (dependency solving, body handling, response
+validation): on a small endpoint that machinery costs more than the endpoint itself.
+
+`direct_route(arguments)` makes such a route class; `dependency` resolves a dependency
+(or its override) for it; `read_json_body` reads a JSON body as FastAPI does.
+"""
 
 from __future__ import annotations
 
 import email.message
 import functools
 import json
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-from fastapi import Request
+from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import TypeAdapter, ValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException
 
 T = TypeVar("T")
+
+#: What a direct route's `arguments` function is: the request in, the endpoint's keyword
+#: arguments out (raising what FastAPI would raise for the request).
+Arguments = Callable[[Request], Awaitable[dict[str, Any]]]
+
+
+def direct_route(arguments: Arguments) -> type[APIRoute]:
+    """An `APIRoute` class whose handler calls the endpoint with `await arguments(request)`
+    as its keyword arguments and sends what it returns: a `Response` as it is, a pydantic
+    model as its JSON (by alias) at the route's status code. FastAPI's validation of the
+    returned model is skipped: the endpoint builds it, so it is valid already.
+
+    Pass it as `route_class_override=` when adding the route."""
+
+    class DirectRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            endpoint = self.endpoint
+            status_code = self.status_code or 200
+
+            async def handle(request: Request) -> Response:
+                result = await endpoint(**await arguments(request))
+                if isinstance(result, Response):
+                    return result
+                assert isinstance(result, BaseModel), f"{endpoint.__name__} returned {result!r}"
+                body = result.model_dump_json(by_alias=True)
+                return Response(body, status_code=status_code, media_type="application/json")
+
+            return handle
+
+    return DirectRoute
+
+
+async def dependency(request: Request, call: Callable[[Request], Awaitable[T]]) -> T:
+    """`call(request)`, or its replacement in `app.dependency_overrides` (called with the
+    request too), as FastAPI would resolve a dependency that takes only the request."""
+    resolve = request.app.dependency_overrides.get(call, call)
+    resolved: T = await resolve(request)
+    return resolved
 
 
 async def read_json_body(
