@@ -46,10 +46,9 @@ async def issue_participant_token(
     body: Annotated[ParticipantTokenRequest | None, Body()] = None,
 ) -> Response:
     """LiveKit's standard token endpoint: a join token, as far as the token policy allows.
-
-    Served directly (`routers.direct`): every join fetches a token. The reply is built as
-    a `ParticipantTokenResponse` and sent as its JSON bytes with `Cache-Control: no-store`.
-    """
+    The reply is never to be cached (`Cache-Control: no-store`)."""
+    # Served directly (`routers.direct`: every join fetches a token); the reply is built as
+    # a `ParticipantTokenResponse` and sent as its JSON bytes.
     settings = call.settings
     issued = mint_participant_token(
         body or ParticipantTokenRequest(),
