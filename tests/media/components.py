@@ -114,6 +114,19 @@ class _Worker:
         self.process = ManagedProcess(self.name, [binary], workdir, env=env, cwd=workdir)
         self.starts = 0
 
+    @staticmethod
+    def connection(livekit: LocalLiveKit, redis: str, health_port: int) -> dict[str, Any]:
+        """The configuration every worker shares: LiveKit's URL and key pair, Redis, the
+        health port, debug logs."""
+        return {
+            "log_level": "debug",
+            "api_key": livekit.api_key,
+            "api_secret": livekit.api_secret,
+            "ws_url": livekit.url.replace("http://", "ws://"),
+            "redis": {"address": redis},
+            "health_port": health_port,
+        }
+
     def start(self) -> _Worker:
         self.process.start(lambda: _port_open(self.health_port), timeout=60)
         self.starts += 1
@@ -147,12 +160,7 @@ class EgressWorker(_Worker):
         health_port = free_port()
         cost = 0.05
         config = {
-            "log_level": "debug",
-            "api_key": livekit.api_key,
-            "api_secret": livekit.api_secret,
-            "ws_url": livekit.url.replace("http://", "ws://"),
-            "redis": {"address": redis},
-            "health_port": health_port,
+            **_Worker.connection(livekit, redis, health_port),
             "template_port": free_port(),
             "insecure": True,
             "cpu_cost": {
@@ -185,12 +193,7 @@ class IngressWorker(_Worker):
         workdir = workdir or Path(tempfile.mkdtemp(prefix="ingress-"))
         health_port = free_port()
         config = {
-            "log_level": "debug",
-            "api_key": livekit.api_key,
-            "api_secret": livekit.api_secret,
-            "ws_url": livekit.url.replace("http://", "ws://"),
-            "redis": {"address": redis},
-            "health_port": health_port,
+            **_Worker.connection(livekit, redis, health_port),
             "rtmp_port": livekit.rtmp_port,
             "whip_port": livekit.whip_port,
             "http_relay_port": free_port(),
