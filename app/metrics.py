@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
@@ -41,7 +40,7 @@ def observe(method: str, route: str, status: int, seconds: float) -> None:
 
 
 @functools.lru_cache(maxsize=1024)
-def _series(method: str, route: str, status: int) -> tuple[Any, Any]:
+def _series(method: str, route: str, status: int) -> tuple[Counter, Histogram]:
     """The labelled counter and histogram of one (method, route, status), looked up once
     (`labels()` takes a lock and builds its key on every call)."""
     return REQUESTS.labels(method, route, str(status)), DURATION.labels(method, route)
