@@ -311,7 +311,11 @@ def _credential_needed(route: Any) -> str | None:
 
 class BodyLimitMiddleware:
     """413 for a body over `MAX_BODY_BYTES`: at once on a larger `Content-Length`, else when
-    the received bytes pass it (the route's response is then replaced by the 413)."""
+    the received bytes pass it (the route's response is then replaced by the 413).
+
+    A body framed by its `Content-Length` alone (no `Transfer-Encoding`) is not counted: the
+    server reads exactly that many bytes as the body (RFC 9112 §6.3), so the declared length
+    is the body's. Only a chunked body is counted as it arrives."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -320,9 +324,17 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            await send_problem(scope, send, _too_large())
+        declared, chunked = b"", False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared = declared or value
+            elif name == b"transfer-encoding":
+                chunked = True
+        if declared.isdigit() and not chunked:
+            if int(declared) > MAX_BODY_BYTES:
+                await send_problem(scope, send, _too_large())
+                return
+            await self.app(scope, receive, send)
             return
         received = 0
         over = False

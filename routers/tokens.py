@@ -21,6 +21,9 @@ from schemas.tokens import (
 )
 
 router = APIRouter(prefix="/v1", tags=["tokens"])
+#: `POST /v1/token`, served directly (`routers.direct`): `app.main` puts it on the app's
+#: own router, before every included one.
+direct_router = APIRouter(prefix="/v1", tags=["tokens"])
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -70,7 +73,7 @@ async def issue_participant_token(
     )
 
 
-router.add_api_route(
+direct_router.add_api_route(
     "/token",
     issue_participant_token,
     methods=["POST"],

@@ -26,6 +26,9 @@ from schemas.problems import problems
 from schemas.webhooks import EventFilters, EventQuery, StoredEvent, WebhookReceipt
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
+#: LiveKit's webhook route, served directly (`routers.direct`): `app.main` puts it on the
+#: app's own router, before every included one.
+direct_router = APIRouter(prefix="/v1", tags=["webhooks"])
 
 
 async def bounded_body(request: Request) -> bytes:
@@ -89,7 +92,7 @@ async def receive_livekit_webhook(
     return await receive_webhook(store, settings.keyring, body, authorization, content_type)
 
 
-router.add_api_route(
+direct_router.add_api_route(
     "/webhooks/livekit",
     receive_livekit_webhook,
     methods=["POST"],
