@@ -2,10 +2,10 @@
 .DEFAULT_GOAL := help
 UV := UV_PYTHON_DOWNLOADS=never python3 -m uv run
 
-.PHONY: help install install-service run test test-unit lint format typecheck bench clean
+.PHONY: help install install-service run test test-unit lint format typecheck bench bench-instructions clean
 
 help: ## list the targets
-	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  %-20s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 install: install-service ## install everything the tests need too: LiveKit's workers, the agent venv, Chromium and LiveKit's JS SDK
 	@scripts/install-workers.sh
@@ -38,6 +38,10 @@ bench: install ## run the benchmarks in bench/ (prints ratios; needs wrk and Nod
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
 	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null)
 	$(UV) python -m bench
+
+bench-instructions: install-service ## count instructions per token request, service beside ceiling (needs valgrind)
+	@command -v valgrind >/dev/null || (apt-get update -qq && apt-get install -y -qq valgrind >/dev/null)
+	$(UV) python -m bench.instructions
 
 clean: ## remove caches and local data (keeps .tools and .venv)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis data
