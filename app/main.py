@@ -105,9 +105,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.http.aclose()
 
 
-_startup_heap_frozen = False
-
-
 def _freeze_startup_heap() -> None:
     """Once per process, after the first start-up: collect, then move every object still
     alive (the modules, the app, its routes and models, about 200,000 objects) to the
@@ -116,14 +113,12 @@ def _freeze_startup_heap() -> None:
     136 ms pause of the event loop every few seconds under load, every request in flight
     waiting (bench/README.md). Reference counting still frees them as usual.
 
-    Only the first start-up in a process freezes: a process that starts several apps (the
-    tests) would otherwise keep each discarded app's reference cycles forever."""
-    global _startup_heap_frozen
-    if _startup_heap_frozen:
-        return
-    _startup_heap_frozen = True
-    gc.collect()
-    gc.freeze()
+    Only the first start-up in a process freezes (nothing is frozen yet): a process that
+    starts several apps (the tests) would otherwise keep each discarded app's reference
+    cycles forever."""
+    if gc.get_freeze_count() == 0:
+        gc.collect()
+        gc.freeze()
 
 
 def _start_housekeeping(store: Store, settings: Settings) -> list[asyncio.Task[None]]:

@@ -4,7 +4,7 @@
 `redis://host:port/db` (shared by every replica). When Redis cannot be reached, requests
 are counted in this process's memory instead (the same limit per replica, so a caller gets
 at most replicas x the limit) and a warning is logged; Redis is tried again
-`RETRY_PRIMARY_SECONDS` later. The token endpoint so keeps serving while Redis is down,
+`RETRY_REMOTE_SECONDS` later. The token endpoint so keeps serving while Redis is down,
 instead of failing every user's join.
 
 In memory, hits are counted by `limits`' synchronous storage: it never waits, so it is
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 #: Seconds one Redis call may take (connect included) before the fallback counts instead.
 STORAGE_TIMEOUT_SECONDS = 1.0
 #: Seconds after a Redis failure before Redis is tried again.
-RETRY_PRIMARY_SECONDS = 5.0
+RETRY_REMOTE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,6 @@ class RateLimiter:
     in-memory fallback while a remote storage fails (see the module doc)."""
 
     def __init__(self, storage_url: str) -> None:
-        self.storage_url = storage_url
         self._remote: MovingWindowRateLimiter | None = None
         if not storage_url.startswith("memory://"):
             self._remote = MovingWindowRateLimiter(
@@ -81,9 +80,9 @@ class RateLimiter:
                 log.warning(
                     "rate-limit storage unavailable (%s); counting in memory for %.0f s",
                     exc.__class__.__name__,
-                    RETRY_PRIMARY_SECONDS,
+                    RETRY_REMOTE_SECONDS,
                 )
-                self._remote_down_until = time.monotonic() + RETRY_PRIMARY_SECONDS
+                self._remote_down_until = time.monotonic() + RETRY_REMOTE_SECONDS
         if self._memory.hit(limit, *identifiers):
             return Verdict(allowed=True)
         return _refused(self._memory.get_window_stats(limit, *identifiers).reset_time)

@@ -75,7 +75,7 @@ async def livekit_webhook_arguments(request: Request) -> dict[str, Any]:
     return {
         "settings": await dependency(request, get_settings),
         "store": await dependency(request, get_store),
-        "body": await bounded_body(request),
+        "body": await dependency(request, bounded_body),
         "authorization": request.headers.get("authorization"),
         "content_type": request.headers.get("content-type"),
     }

@@ -26,7 +26,7 @@ def redis():
 async def test_token_endpoint_falls_back_to_memory_when_redis_stops(
     app_client, redis, caplog, monkeypatch
 ):
-    monkeypatch.setattr(app.ratelimits, "RETRY_PRIMARY_SECONDS", 0.5)
+    monkeypatch.setattr(app.ratelimits, "RETRY_REMOTE_SECONDS", 0.5)
     policy = {"anonymous": {"rate_limit": "3/minute"}}
     async with app_client(
         UNUSED_LIVEKIT,

@@ -5,19 +5,14 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
-import pytest
 from asgi_lifespan import LifespanManager
 
-from app import main
 from app.main import create_app
 from tests.conftest import make_settings
 
 
-async def test_the_start_up_heap_is_frozen_once_per_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_the_start_up_heap_is_frozen_once_per_process(tmp_path: Path) -> None:
     gc.unfreeze()  # as in a process that has started nothing yet
-    monkeypatch.setattr(main, "_startup_heap_frozen", False)
     assert gc.get_freeze_count() == 0
 
     first = create_app(make_settings("http://127.0.0.1:9", tmp_path / "a"))
