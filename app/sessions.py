@@ -32,13 +32,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
-from google.protobuf import json_format
 from livekit.protocol.egress import EgressStatus
 from livekit.protocol.models import TrackSource
 from livekit.protocol.webhook import WebhookEvent
 
 from app.errors import BadRequest, NotFound
 from app.store import Store, database_errors, webhook_events
+from schemas.bridge import from_livekit_json
 from schemas.common import Page
 from schemas.sessions import (
     EgressState,
@@ -125,14 +125,14 @@ class StoredSessionEvent:
     @classmethod
     def from_row(cls, row: Any) -> StoredSessionEvent:
         """A `webhook_events` row (needs `id, event, created_at, received_at, body`); only
-        the fields a session reads (`_READ`) are parsed, by protobuf's JSON parser."""
+        the fields a session reads (`_READ`) are parsed (`from_livekit_json`)."""
         data = json.loads(row.body)
         picked = {
             key: {k: v for k, v in value.items() if k in _READ[key]}
             for key, value in data.items()
             if key in _READ and isinstance(value, dict)
         }
-        payload = json_format.ParseDict(picked, WebhookEvent(), ignore_unknown_fields=True)
+        payload = from_livekit_json(picked, WebhookEvent)
         return cls(row.id, row.event, row.created_at, row.received_at, payload)
 
     @property

@@ -223,9 +223,10 @@ class Settings(BaseSettings):
 
     @property
     def keyring(self) -> dict[str, str]:
-        """Every accepted API key -> secret: the main pair plus LIVEKIT_WEBHOOK_KEYS."""
+        """Every accepted API key -> secret: the main pair first, then LIVEKIT_WEBHOOK_KEYS
+        (which cannot replace the main key's secret)."""
         extra = {k: s.get_secret_value() for k, s in self.livekit_webhook_keys.items()}
-        return {**extra, self.api_key: self.api_secret}
+        return {self.api_key: self.api_secret, **{**extra, self.api_key: self.api_secret}}
 
     @property
     def effective_cors_origins(self) -> list[str]:

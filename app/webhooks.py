@@ -29,6 +29,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import hmac
+import itertools
 import json
 import logging
 import re
@@ -37,7 +38,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import jwt
-from google.protobuf import json_format
 from jwt.types import Options
 from livekit.protocol.webhook import WebhookEvent
 
@@ -45,7 +45,7 @@ from app.auth import bearer_credential
 from app.errors import AppError, BadRequest, NotFound, Unauthorized
 from app.store import DATABASE_ERRORS, Store, StreamPosition, database_errors
 from app.tokens import check_hs256_signature
-from schemas.bridge import to_json
+from schemas.bridge import from_livekit_json, to_json
 from schemas.common import Page
 from schemas.webhooks import EventFilters, EventQuery, StoredEvent, WebhookReceipt
 
@@ -105,8 +105,39 @@ def verify_signature(body: bytes, authorization: str | None, keyring: dict[str, 
     token = bearer_credential(authorization) or (authorization or "").strip()
     if not token:
         raise _invalid("no Authorization header")
+    claims = _verified_claims(token, keyring)
+    sha256 = claims.get("sha256")
+    if not isinstance(sha256, str) or not sha256:
+        raise _invalid("the token has no sha256 claim")
     try:
-        claims: dict[str, Any] = jwt.decode(token, options=_TIMES_ONLY, leeway=WEBHOOK_LEEWAY)
+        claimed = base64.b64decode(sha256, validate=True)
+    except (binascii.Error, ValueError):
+        raise _invalid("the token's sha256 claim is not base64") from None
+    if not hmac.compare_digest(hashlib.sha256(body).digest(), claimed):
+        raise _invalid("the body does not match the token's sha256 claim")
+    return str(claims["iss"])
+
+
+def _verified_claims(token: str, keyring: dict[str, str]) -> dict[str, Any]:
+    """The claims of a webhook token that one key of `keyring` signed, current and with an
+    `exp`; `Unauthorized` saying what failed otherwise.
+
+    The first key (the main one, `Settings.keyring`) is tried in one pass: PyJWT checks the
+    signature and times together, and `iss` must name that key. Any other token takes two
+    passes, the second only once `iss` has named a key: times first, then the signature
+    with that key's secret (this also says precisely what failed).
+    """
+    for key, secret in itertools.islice(keyring.items(), 1):
+        try:
+            claims: dict[str, Any] = _ONE_PASS.decode(
+                token, secret, algorithms=["HS256"], leeway=WEBHOOK_LEEWAY
+            )
+        except jwt.PyJWTError:
+            break
+        if claims.get("iss") == key:
+            return claims
+    try:
+        claims = jwt.decode(token, options=_TIMES_ONLY, leeway=WEBHOOK_LEEWAY)
     except jwt.ExpiredSignatureError:
         raise _invalid("the token has expired") from None
     except jwt.ImmatureSignatureError:
@@ -121,16 +152,22 @@ def verify_signature(body: bytes, authorization: str | None, keyring: dict[str, 
         check_hs256_signature(token, keyring[issuer])
     except jwt.PyJWTError:
         raise _invalid("the signature does not match the key") from None
-    sha256 = claims.get("sha256")
-    if not isinstance(sha256, str) or not sha256:
-        raise _invalid("the token has no sha256 claim")
-    try:
-        claimed = base64.b64decode(sha256, validate=True)
-    except (binascii.Error, ValueError):
-        raise _invalid("the token's sha256 claim is not base64") from None
-    if not hmac.compare_digest(hashlib.sha256(body).digest(), claimed):
-        raise _invalid("the body does not match the token's sha256 claim")
-    return str(claims["iss"])
+    return claims
+
+
+#: PyJWT checking a webhook token in one pass with a known key: the signature, the times
+#: and `exp` are what the two passes check (`_TIMES_ONLY`, then the signature); no other
+#: claim is looked at.
+_ONE_PASS = jwt.PyJWT(
+    {
+        "verify_aud": False,
+        "verify_iat": False,
+        "verify_iss": False,
+        "verify_sub": False,
+        "verify_jti": False,
+        "require": ["exp"],
+    }
+)
 
 
 #: PyJWT options for the first pass over a webhook token: times and `exp` checked, the
@@ -148,9 +185,10 @@ def _invalid(detail: str) -> Unauthorized:
 
 
 def parse_event(body: bytes) -> tuple[WebhookEvent, dict[str, Any]]:
-    """The body (UTF-8 JSON) as a LiveKit `WebhookEvent` (protojson; unknown fields ignored,
-    so newer LiveKit versions and unknown event types are accepted) and as the columns of
-    its `webhook_events` row (`body` is the text exactly as received).
+    """The body (UTF-8 JSON) as a LiveKit `WebhookEvent` (protojson, read by
+    `from_livekit_json`: unknown fields ignored, so newer LiveKit versions and unknown event
+    types are accepted) and as the columns of its `webhook_events` row (`body` is the text
+    exactly as received).
 
     Raises `BadRequest` (400, `webhook_malformed`) when the body is not a JSON object that
     protobuf accepts as a `WebhookEvent`, lacks a usable `id` or `event`, repeats a key,
@@ -164,7 +202,7 @@ def parse_event(body: bytes) -> tuple[WebhookEvent, dict[str, Any]]:
             raise ValueError("not a JSON object")
         if "\\u" in text and _has_lone_surrogate(data):  # only escapes can make one
             raise ValueError("a string holds an unpaired UTF-16 surrogate")
-        event = json_format.ParseDict(data, WebhookEvent(), ignore_unknown_fields=True)
+        event = from_livekit_json(data, WebhookEvent)
     except Exception as exc:  # whatever JSON or protobuf refuse is the sender's error, a 400
         raise _malformed(f"the body is not a LiveKit WebhookEvent: {str(exc)[:200]}") from None
     for name, value in (("id", event.id), ("event", event.event)):
@@ -280,9 +318,7 @@ def stored_event(row: Any) -> StoredEvent:
     one) is served with a payload of its `id` and `event` only, and logged: one bad row
     never breaks a page or a stream."""
     try:
-        event = json_format.ParseDict(
-            json.loads(row.body), WebhookEvent(), ignore_unknown_fields=True
-        )
+        event = from_livekit_json(json.loads(row.body), WebhookEvent)
         payload = to_json(event)
         if _has_lone_surrogate(payload):
             raise ValueError("an unpaired surrogate")

@@ -79,10 +79,15 @@ def test_public_url_and_keyring(monkeypatch):
         LIVEKIT_PUBLIC_URL="https://rtc.example.com",
         LIVEKIT_API_KEY="k1",
         LIVEKIT_API_SECRET=STRONG,
-        LIVEKIT_WEBHOOK_KEYS="k0:old-secret, k2:next-secret",
+        LIVEKIT_WEBHOOK_KEYS="k0:old-secret, k2:next-secret, k1:not-the-main-secret",
     )
     assert settings.server_url == "wss://rtc.example.com"
-    assert settings.keyring == {"k0": "old-secret", "k2": "next-secret", "k1": STRONG}
+    # The main key first (webhooks try it first), and its secret is the main one.
+    assert list(settings.keyring.items()) == [
+        ("k1", STRONG),
+        ("k0", "old-secret"),
+        ("k2", "next-secret"),
+    ]
 
 
 def test_service_keys_and_policy_from_files(monkeypatch, tmp_path):

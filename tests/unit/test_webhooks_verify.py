@@ -49,6 +49,12 @@ def test_any_key_of_the_keyring_is_accepted_by_its_iss():
     assert verify_signature(BODY, token, KEYRING) == OLD_KEY
 
 
+def test_the_main_secret_does_not_stand_for_another_key():
+    # Checked in one pass with the main key's secret, the token names another key.
+    token = signed_webhook(BODY, api_key=OLD_KEY, api_secret=SECRET)
+    assert "signature does not match" in _refused(BODY, token).detail
+
+
 def test_a_flipped_body_byte_is_refused():
     token = signed_webhook(BODY, api_key=KEY, api_secret=SECRET)
     flipped = bytearray(BODY)
