@@ -29,6 +29,7 @@ from typing import Any, Literal
 import jwt
 from google.protobuf.json_format import MessageToDict
 from jwt.algorithms import HMACAlgorithm
+from jwt.types import Options
 from livekit import api
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -254,6 +255,20 @@ def _prepared_secret(key: str | bytes) -> bytes:
 _JWS = jwt.PyJWS(algorithms=["HS256"])
 _JWS.unregister_algorithm("HS256")
 _JWS.register_algorithm("HS256", _HS256(HMACAlgorithm.SHA256))
+
+
+class PreparedKeyJWT(jwt.PyJWT):
+    """PyJWT's `PyJWT` with `options` (claims checked as `jwt.decode` checks them), whose
+    signatures are checked by this module's HS256, which prepares each secret once per
+    process instead of per token (`_HS256`: PyJWT's `prepare_key` tries the secret as PEM,
+    SSH, DER and JWK each time, about a quarter of a webhook token's check). PyJWT builds
+    its own `PyJWS` in `__init__` and takes no other, so it is replaced after."""
+
+    def __init__(self, options: Options) -> None:
+        super().__init__(options)
+        self._jws = _JWS
+
+
 #: Compact JSON, as PyJWT's `jwt.encode` writes a payload.
 _json_compact = json.JSONEncoder(separators=(",", ":")).encode
 

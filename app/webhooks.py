@@ -44,7 +44,7 @@ from livekit.protocol.webhook import WebhookEvent
 from app.auth import bearer_credential
 from app.errors import AppError, BadRequest, NotFound, Unauthorized
 from app.store import DATABASE_ERRORS, Store, StreamPosition, database_errors
-from app.tokens import check_hs256_signature
+from app.tokens import PreparedKeyJWT, check_hs256_signature
 from schemas.bridge import from_livekit_json, to_json
 from schemas.common import Page
 from schemas.webhooks import EventFilters, EventQuery, StoredEvent, WebhookReceipt
@@ -158,7 +158,7 @@ def _verified_claims(token: str, keyring: dict[str, str]) -> dict[str, Any]:
 #: PyJWT checking a webhook token in one pass with a known key: the signature, the times
 #: and `exp` are what the two passes check (`_TIMES_ONLY`, then the signature); no other
 #: claim is looked at.
-_ONE_PASS = jwt.PyJWT(
+_ONE_PASS = PreparedKeyJWT(
     {
         "verify_aud": False,
         "verify_iat": False,
@@ -197,7 +197,7 @@ def parse_event(body: bytes) -> tuple[WebhookEvent, dict[str, Any]]:
     """
     try:
         text = body.decode("utf-8")
-        data = json.loads(text, object_pairs_hook=_refuse_duplicate_keys)
+        data = _JSON.decode(text)
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         if "\\u" in text and _has_lone_surrogate(data):  # only escapes can make one
@@ -235,6 +235,10 @@ def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(data) != len(pairs):
         raise ValueError("a JSON object repeats a key")
     return data
+
+
+#: The body's JSON decoder, built once (`json.loads` with a hook builds one per call).
+_JSON = json.JSONDecoder(object_pairs_hook=_refuse_duplicate_keys)
 
 
 def _has_lone_surrogate(value: Any) -> bool:

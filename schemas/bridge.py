@@ -438,13 +438,13 @@ class _Field:
     plain: type = _Unusual
 
 
-_plans: dict[str, dict[str, _Field]] = {}
+_plans: dict[Descriptor, dict[str, _Field]] = {}
 
 
 def _plan(descriptor: Descriptor) -> dict[str, _Field]:
     """Every JSON key ParseDict maps to a field of `descriptor` (its proto name and its
     lowerCamelCase JSON name, which wins as in ParseDict) -> the field's plan."""
-    plan = _plans.get(descriptor.full_name)
+    plan = _plans.get(descriptor)
     if plan is None:
         plan = {}
         for field in descriptor.fields:
@@ -452,7 +452,7 @@ def _plan(descriptor: Descriptor) -> dict[str, _Field]:
             plan[field.name] = planned
         for field in descriptor.fields:
             plan[field.json_name] = plan[field.name]
-        _plans[descriptor.full_name] = plan
+        _plans[descriptor] = plan
     return plan
 
 
