@@ -225,8 +225,12 @@ class Settings(BaseSettings):
     def keyring(self) -> dict[str, str]:
         """Every accepted API key -> secret: the main pair first, then LIVEKIT_WEBHOOK_KEYS
         (which cannot replace the main key's secret)."""
-        extra = {k: s.get_secret_value() for k, s in self.livekit_webhook_keys.items()}
-        return {self.api_key: self.api_secret, **{**extra, self.api_key: self.api_secret}}
+        extra = {
+            key: secret.get_secret_value()
+            for key, secret in self.livekit_webhook_keys.items()
+            if key != self.api_key
+        }
+        return {self.api_key: self.api_secret, **extra}
 
     @property
     def effective_cors_origins(self) -> list[str]:

@@ -29,7 +29,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import hmac
-import itertools
 import json
 import logging
 import re
@@ -127,17 +126,16 @@ def _verified_claims(token: str, keyring: dict[str, str]) -> dict[str, Any]:
     passes, the second only once `iss` has named a key: times first, then the signature
     with that key's secret (this also says precisely what failed).
     """
-    for key, secret in itertools.islice(keyring.items(), 1):
-        try:
-            claims: dict[str, Any] = _ONE_PASS.decode(
+    if keyring:
+        key, secret = next(iter(keyring.items()))
+        with contextlib.suppress(jwt.PyJWTError):
+            signed: dict[str, Any] = _ONE_PASS.decode(
                 token, secret, algorithms=["HS256"], leeway=WEBHOOK_LEEWAY
             )
-        except jwt.PyJWTError:
-            break
-        if claims.get("iss") == key:
-            return claims
+            if signed.get("iss") == key:
+                return signed
     try:
-        claims = jwt.decode(token, options=_TIMES_ONLY, leeway=WEBHOOK_LEEWAY)
+        claims: dict[str, Any] = jwt.decode(token, options=_TIMES_ONLY, leeway=WEBHOOK_LEEWAY)
     except jwt.ExpiredSignatureError:
         raise _invalid("the token has expired") from None
     except jwt.ImmatureSignatureError:

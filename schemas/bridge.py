@@ -429,7 +429,7 @@ class _Field:
     kind: int
     repeated: bool = False
     oneof: str | None = None
-    message: Any = None  # the Descriptor of a _MESSAGE (Any: read once per object, unchecked)
+    message: Any = None  # the Descriptor of a _MESSAGE
     enum_numbers: Mapping[str, int] = dataclasses.field(default_factory=dict)
     value: Any = None  # the _Field of a _MAP's values
     #: The one JSON type taken as it is, with no check beyond its type: `str` for a
@@ -446,12 +446,8 @@ def _plan(descriptor: Descriptor) -> dict[str, _Field]:
     lowerCamelCase JSON name, which wins as in ParseDict) -> the field's plan."""
     plan = _plans.get(descriptor)
     if plan is None:
-        plan = {}
-        for field in descriptor.fields:
-            planned = _planned(field)
-            plan[field.name] = planned
-        for field in descriptor.fields:
-            plan[field.json_name] = plan[field.name]
+        plan = {field.name: _planned(field) for field in descriptor.fields}
+        plan.update({field.json_name: plan[field.name] for field in descriptor.fields})
         _plans[descriptor] = plan
     return plan
 
@@ -494,7 +490,7 @@ def _fields(plan: dict[str, _Field], data: Any, depth: int) -> dict[str, Any]:
     for key, value in data.items():
         field = plan.get(key)
         if field is None:
-            if key.startswith("["):  # an extension's name: ParseDict refuses or looks it up
+            if type(key) is not str or key.startswith("["):  # "[...]": an extension's name
                 raise _Unusual
             continue  # unknown: ignored
         name = field.name

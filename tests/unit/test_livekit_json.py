@@ -142,6 +142,7 @@ def outcome(parse: Callable[[], Message]) -> tuple[str, Any]:
 @example({"createdAt": "1", "created_at": "2"})
 @example({"room": {"name": None}})
 @example({"[livekit.ext]": 1})
+@example({1: "not a JSON key", "room": {2: "x"}})
 @example({"participant": {"state": "FUTURE_STATE", "attributes": {"a": None}}})
 @example({"participant": {"tracks": [{"layers": [{"width": -1}]}]}})
 def test_from_livekit_json_is_parse_dict(document: dict[str, Any]) -> None:
