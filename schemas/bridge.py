@@ -507,9 +507,7 @@ def _fields(plan: dict[str, _Field], data: Any, depth: int) -> dict[str, Any]:
             elif field.oneof in oneofs:
                 raise _Unusual
             oneofs.add(field.oneof)
-        if field.kind == _MESSAGE and not field.repeated:
-            fields[name] = _fields(_plan(field.message), value, depth + 1)
-        elif field.repeated:
+        if field.repeated:
             if type(value) is not list:
                 raise _Unusual
             fields[name] = [_converted(field, item, depth) for item in value]
