@@ -493,8 +493,14 @@ def _join_grants(room: str, rule: CallerRule) -> api.VideoGrants:
 
 
 def _room_allowed(room: str, identity: str, patterns: list[str]) -> bool:
-    escaped = glob.escape(identity)
-    return any(fnmatch.fnmatchcase(room, p.replace("{identity}", escaped)) for p in patterns)
+    return any(fnmatch.fnmatchcase(room, _with_identity(p, identity)) for p in patterns)
+
+
+def _with_identity(pattern: str, identity: str) -> str:
+    """`pattern` with `{identity}` replaced by `identity`, its wildcards escaped."""
+    if "{identity}" not in pattern:
+        return pattern
+    return pattern.replace("{identity}", glob.escape(identity))
 
 
 def _default_room(rule: CallerRule, identity: str) -> str:
