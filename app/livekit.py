@@ -41,8 +41,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 M = TypeVar("M", bound=Message)
 
-log = logging.getLogger(__name__)
-
 
 class LiveKit:
     """LiveKit's Twirp services behind one deadline and one error mapping.
