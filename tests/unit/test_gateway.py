@@ -1,13 +1,22 @@
-"""The gateway's one call form: any exception livekit-api raises becomes a contract error."""
+"""The gateway's one call form: any exception livekit-api raises becomes a contract error;
+and each call's token is the one livekit-api would sign for it."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import pytest
+import time_machine
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from livekit import api
 
 from app.errors import NotFound, UpstreamError
-from app.livekit import LiveKit
+from app.livekit import CallAuthorization, LiveKit
+from tests.unit.test_token_signing import grants_of
+
+KEY, SECRET = "APIgateway", "secret-" * 6
 
 
 async def _raises(exc: BaseException) -> None:
@@ -16,7 +25,7 @@ async def _raises(exc: BaseException) -> None:
 
 @pytest.fixture
 async def gateway():
-    lk = LiveKit("http://127.0.0.1:9", "key", "secret-" * 6, 1.0)
+    lk = LiveKit("http://127.0.0.1:9", KEY, SECRET, 1.0)
     yield lk
     await lk.aclose()
 
@@ -38,3 +47,31 @@ async def test_app_errors_pass_through_unchanged(gateway):
 async def test_cancellation_is_not_swallowed(gateway):
     with pytest.raises(asyncio.CancelledError):
         await gateway.run(_raises(asyncio.CancelledError()))
+
+
+SERVICES = ("room", "agent_dispatch", "egress", "ingress", "sip")
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    grants=st.none() | grants_of(api.VideoGrants),
+    sip=st.none() | grants_of(api.SIPGrants),
+    service=st.sampled_from(SERVICES),
+)
+async def test_each_call_carries_the_header_livekit_api_would_send(grants, sip, service):
+    plain = api.LiveKitAPI("http://127.0.0.1:9", KEY, SECRET)
+    lk = LiveKit("http://127.0.0.1:9", KEY, SECRET, 1.0)
+    try:
+        ours = getattr(lk, service)
+        assert isinstance(ours._auth_header, CallAuthorization)
+        with time_machine.travel(dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC), tick=False):
+            try:
+                expected = getattr(plain, service)._auth_header(grants, sip)
+            except ValueError as refused:  # a room-join grant: no identity in a call's token
+                with pytest.raises(ValueError, match=str(refused)):
+                    ours._auth_header(grants, sip)
+                return
+            assert ours._auth_header(grants, sip) == expected
+    finally:
+        await plain.aclose()
+        await lk.aclose()
