@@ -50,8 +50,6 @@ from schemas.webhooks import EventFilters, EventQuery, StoredEvent, WebhookRecei
 
 log = logging.getLogger(__name__)
 
-#: Largest webhook body accepted (bytes); larger is 413.
-MAX_BODY_BYTES = 1024 * 1024
 #: Content types LiveKit posts with (it uses the first).
 ACCEPTED_CONTENT_TYPES = frozenset({"application/webhook+json", "application/json"})
 #: Longest event `id` / `event` type stored.

@@ -9,10 +9,8 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from app.deps import SettingsDep, StoreDep, WebhooksReadCaller, get_settings, get_store
-from app.errors import PayloadTooLarge
 from app.store import StreamPosition
 from app.webhooks import (
-    MAX_BODY_BYTES,
     STREAM_RETRY_MS,
     follow_events,
     get_event,
@@ -31,20 +29,10 @@ router = APIRouter(prefix="/v1", tags=["webhooks"])
 direct_router = APIRouter(prefix="/v1", tags=["webhooks"])
 
 
-async def bounded_body(request: Request) -> bytes:
-    """The request body, read up to `MAX_BODY_BYTES`; 413 beyond (checked on the declared
-    Content-Length first, then on the bytes actually received)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"the body is over {MAX_BODY_BYTES} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise PayloadTooLarge(f"the body is over {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+async def request_body(request: Request) -> bytes:
+    """The request body, whole: `app.middleware.BodyLimitMiddleware` answers 413 for one
+    over `MAX_BODY_BYTES` (1 MiB: on its Content-Length, or as a chunked body arrives)."""
+    return await request.body()
 
 
 async def stream_position(
@@ -71,11 +59,11 @@ _WEBHOOK_BODY = {
 async def livekit_webhook_arguments(request: Request) -> dict[str, Any]:
     """`receive_livekit_webhook`'s arguments, resolved as FastAPI would (see
     `routers.direct`: LiveKit sends bursts of webhooks): the settings, the store, the body
-    (`bounded_body`: 413) and the two headers."""
+    (over 1 MiB: 413, `request_body`) and the two headers."""
     return {
         "settings": await dependency(request, get_settings),
         "store": await dependency(request, get_store),
-        "body": await dependency(request, bounded_body),
+        "body": await dependency(request, request_body),
         "authorization": request.headers.get("authorization"),
         "content_type": request.headers.get("content-type"),
     }
@@ -84,7 +72,7 @@ async def livekit_webhook_arguments(request: Request) -> dict[str, Any]:
 async def receive_livekit_webhook(
     settings: SettingsDep,
     store: StoreDep,
-    body: Annotated[bytes, Depends(bounded_body)],
+    body: Annotated[bytes, Depends(request_body)],
     authorization: Annotated[str | None, Header(description="the signed JWT")] = None,
     content_type: Annotated[str | None, Header()] = None,
 ) -> WebhookReceipt:
