@@ -79,11 +79,16 @@ LiveKitDep = Annotated[LiveKit, Depends(get_livekit)]
 StoreDep = Annotated[Store, Depends(get_store)]
 
 
-async def get_caller(request: Request, settings: SettingsDep, bearer: BearerDep) -> ServiceKey:
+async def get_caller(request: Request, bearer: BearerDep) -> ServiceKey:
     """The configured service key the caller presented; `Unauthorized` (401) otherwise.
-    Its name (never the key) is kept as `request.state.caller` for the access log."""
+    Its name (never the key) is kept as `request.state.caller` for the access log.
+
+    Every service route depends on it: it reads the settings itself (no `SettingsDep` to
+    solve per request); `bearer` stays a dependency, which documents the routes' security
+    scheme in OpenAPI."""
     if bearer is None:
         raise Unauthorized("a service key is required: Authorization: Bearer <key>")
+    settings: Settings = request.app.state.settings
     key = find_service_key(bearer.credentials, settings.service_keys)
     if key is None:
         raise Unauthorized("unknown service key", code="invalid_service_key")
