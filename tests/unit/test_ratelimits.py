@@ -22,7 +22,7 @@ async def test_hits_under_load_start_one_sweep_thread_not_one_per_10_ms():
     limiter = RateLimiter("memory://")
     storage = memory_storage(limiter)
     limit = parse("100000000/second")
-    await asyncio.sleep(0.05)  # the sweep `limits` starts when the storage is made has run
+    await asyncio.to_thread(storage.timer.join)  # the sweep `limits` starts with the storage
     timers = set()
     started = time.monotonic()
     while time.monotonic() - started < 0.3:  # limits 5.8 alone starts a thread per 10 ms
@@ -42,7 +42,8 @@ async def test_expired_hits_are_still_swept_out(monkeypatch):
     key = limit.key_for("caller")
     assert [(await limiter.hit(limit, "caller")).allowed for _ in range(3)] == [True, True, False]
     assert len(storage.events[key]) == 2
-    await asyncio.sleep(1.05)  # both hits have expired, and the last sweep has run
+    await asyncio.to_thread(storage.timer.join)  # the sweep the hits scheduled has run
+    await asyncio.sleep(1.05)  # both hits have expired
     assert len(storage.events[key]) == 2  # a sweep runs only when a hit schedules it
     await limiter.hit(parse("10/second"), "other")
     deadline = time.monotonic() + 5
