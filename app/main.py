@@ -158,13 +158,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     # Routes are matched in order, one by one. The routes served directly (the token
-    # endpoint, LiveKit's webhooks: `routers.direct`) come first and sit on the app's own
-    # router: FastAPI 0.165 matches an included router's routes through a layer of its own,
-    # per router and per request (about a tenth of a token request, bench/README.md), and
-    # these routes need nothing an inclusion adds (their dependencies, overrides included,
-    # are resolved by `routers.direct`). Every other route is included as usual.
-    for module in (tokens, webhooks):
-        app.router.routes.extend(module.direct_router.routes)
+    # endpoint, LiveKit's webhooks: `routers.direct`) come first, before FastAPI's own
+    # documentation routes too, and sit on the app's own router: FastAPI 0.165 matches an
+    # included router's routes through a layer of its own, per router and per request
+    # (about a tenth of a token request, bench/README.md), and these routes need nothing an
+    # inclusion adds (their dependencies, overrides included, are resolved by
+    # `routers.direct`). Every other route is included as usual.
+    app.router.routes[:0] = [
+        route for module in (tokens, webhooks) for route in module.direct_router.routes
+    ]
     for module in (
         health,
         tokens,
