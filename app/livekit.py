@@ -49,8 +49,9 @@ class CallAuthorization:
     """The `Authorization` header of one Twirp call, as livekit-api's
     `Service._auth_header(grants, sip)` makes it: a token of the API key holding exactly
     the call's video grants and SIP grants, livekit-api's default TTL (6 hours), signed
-    HS256 with the API secret. The same bytes, built by `SignedAccessToken` instead of
-    `AccessToken`: about a fifth of the time (bench/README.md), on every call to LiveKit.
+    HS256 with the API secret. The same claims, built by `SignedAccessToken` instead of
+    `AccessToken` (the same bytes too where the claims are printable ASCII): about a fifth
+    of the time (bench/README.md), on every call to LiveKit.
 
     `LiveKit` puts one in place of each service's `_auth_header` (livekit-api's own
     per-call hook; pyproject.toml pins livekit-api, and tests/unit/test_gateway.py compares

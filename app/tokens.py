@@ -27,6 +27,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 import jwt
+import orjson
 from google.protobuf.json_format import MessageToDict
 from jwt.algorithms import HMACAlgorithm
 from jwt.types import Options
@@ -269,8 +270,20 @@ class PreparedKeyJWT(jwt.PyJWT):
         self._jws = _JWS
 
 
-#: Compact JSON, as PyJWT's `jwt.encode` writes a payload.
+#: Compact JSON, as PyJWT's `jwt.encode` writes a payload (non-ASCII escaped as `\uXXXX`).
 _json_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _claims_json(claims: dict[str, Any]) -> bytes:
+    """`claims` as compact UTF-8 JSON (RFC 7519 §7.1, RFC 8259 §8.1), serialized by orjson:
+    the same bytes as `_json_compact` for printable ASCII, non-ASCII text written as UTF-8
+    rather than escaped (as LiveKit's Go SDK writes it). Text that is not Unicode (a lone
+    surrogate, which UTF-8 cannot encode) is escaped as the standard library escapes it."""
+    try:
+        return orjson.dumps(claims)
+    except orjson.JSONEncodeError:
+        return _json_compact(claims).encode()
+
 
 #: livekit-api's `Claims` fields, in its order, with their JWT names (`snake_to_lower_camel`).
 _CLAIM_NAMES = {
@@ -298,7 +311,8 @@ class SignedAccessToken(api.AccessToken):
     `sign()` returns the JWT and its `exp` (Unix seconds): the claims are exactly those
     `AccessToken.to_jwt()` writes for the same builder calls (fields that are None or ""
     left out, camelCase names, `roomConfig` as protobuf JSON, then `sub`, `iss`, `nbf`,
-    `exp` = `nbf` + TTL), built directly instead of through `dataclasses.asdict`, and
+    `exp` = `nbf` + TTL), built directly instead of through `dataclasses.asdict`, written
+    by orjson (`_claims_json`: the same bytes for printable ASCII, UTF-8 for the rest) and
     signed HS256 by PyJWT's JWS encoder. Raises `ValueError` for a room-join grant
     without identity or room, as `to_jwt` does. Proven claim for claim against
     `AccessToken` by tests/unit/test_token_signing.py.
@@ -310,17 +324,18 @@ class SignedAccessToken(api.AccessToken):
         if video and video.room_join and (not self.identity or not video.room):
             raise ValueError("identity and room must be set when joining a room")
         claims: dict[str, Any] = {}
-        for field, name in _CLAIM_NAMES.items():
-            value = getattr(self.claims, field)
+        # A dataclass instance's __dict__ holds its fields in their order: one pass over
+        # it reads them without a getattr per field.
+        for field, value in vars(self.claims).items():
             if value is None or value == "":
                 continue
             if field == "room_config":
                 value = MessageToDict(value)
-            elif dataclasses.is_dataclass(value):
+            elif type(value) in _GRANT_NAMES:
                 value = _grant_claim(value)
             elif isinstance(value, dict):
                 value = dict(value)
-            claims[name] = value
+            claims[_CLAIM_NAMES[field]] = value
         now = time.time()
         not_before = int(now)
         expires = int(now + self.ttl.total_seconds())
@@ -328,7 +343,7 @@ class SignedAccessToken(api.AccessToken):
         claims["iss"] = self.api_key
         claims["nbf"] = not_before
         claims["exp"] = expires
-        payload = _json_compact(claims).encode()
+        payload = _claims_json(claims)
         return _JWS.encode(payload, self.api_secret, algorithm="HS256"), expires
 
     def to_jwt(self) -> str:
@@ -346,13 +361,11 @@ def check_hs256_signature(token: str, secret: str) -> None:
 def _grant_claim(grant: Any) -> dict[str, Any]:
     """A grant dataclass as livekit-api writes it: camelCase, None and "" left out."""
     names = _GRANT_NAMES[type(grant)]
-    claim: dict[str, Any] = {}
-    for field, name in names.items():
-        value = getattr(grant, field)
-        if value is None or value == "":
-            continue
-        claim[name] = list(value) if isinstance(value, list) else value
-    return claim
+    return {
+        names[field]: list(value) if isinstance(value, list) else value
+        for field, value in vars(grant).items()
+        if value is not None and value != ""
+    }
 
 
 class TokenRejected(Exception):

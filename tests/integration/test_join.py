@@ -27,6 +27,17 @@ async def test_participant_joins_with_token_from_token_endpoint(client, livekit_
         assert publication.sid.startswith("TR_")
 
 
+async def test_non_ascii_text_in_a_token_reaches_the_server_as_written(client, livekit_server):
+    # the claims are UTF-8 JSON (app.tokens._claims_json), not \\u escapes
+    room_name, identity, name = "salle-é-🎙", "zoë-🙂", "Zoë Ünal"
+    body = await fetch_token(client, room_name, identity, participant_name=name)
+    async with joined(body["server_url"], body["participant_token"]) as room:
+        assert room.connection_state == rtc.ConnectionState.CONN_CONNECTED
+        assert room.name == room_name
+        assert room.local_participant.identity == identity
+        assert room.local_participant.name == name
+
+
 async def test_subscribe_only_policy_cannot_publish(app_client, client, livekit_server):
     policy = {"anonymous": {"can_publish": False, "can_publish_data": False}}
     async with app_client(livekit_server.url, token_policy=policy) as http:

@@ -8,6 +8,7 @@ claims are equal claim for claim, and `sign()` reports the token's own `exp`.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime as dt
 
@@ -126,17 +127,36 @@ def test_claims_equal_livekit_api_access_token(calls: dict, instant: dt.datetime
         signed = build(SignedAccessToken, calls)
         assert isinstance(signed, SignedAccessToken)
         token, exp = signed.sign()
-    claims = jwt.decode(
-        token, SECRET, algorithms=["HS256"], options={"verify_exp": False, "verify_nbf": False}
-    )
-    reference = jwt.decode(
-        expected, SECRET, algorithms=["HS256"], options={"verify_exp": False, "verify_nbf": False}
-    )
-    assert claims == reference
-    assert list(claims) == list(reference)  # the same claims, in the same order
-    assert token == expected  # so the same bytes, header and signature included
+    claims = assert_same_token(token, expected, SECRET)
     assert exp == claims["exp"]
     assert jwt.get_unverified_header(token) == {"alg": "HS256", "typ": "JWT"}
+
+
+def test_text_that_is_not_unicode_is_escaped_as_livekit_api_escapes_it() -> None:
+    # a lone surrogate (JSON `"\\ud800"` parses to one) has no UTF-8 form: such claims
+    # are written by the standard library, as livekit-api writes them, byte for byte
+    calls = {"with_identity": "p\ud800", "with_name": "Zoë", "with_metadata": "\x7f"}
+    with time_machine.travel(dt.datetime(2026, 12, 4, tzinfo=dt.UTC), tick=False):
+        expected = build(api.AccessToken, calls).to_jwt()
+        token, _ = build(SignedAccessToken, calls).sign()
+    assert token == expected
+
+
+def assert_same_token(token: str, reference: str, secret: str) -> dict:
+    """`token` and `reference` verify with `secret` and carry the same JOSE header and the
+    same claims in the same order; where the claims of `token` are printable ASCII, the two
+    are the same bytes, signature included (other text is UTF-8 in ours, `\\uXXXX` escapes
+    in livekit-api's). Returns the claims."""
+    unchecked = {"verify_exp": False, "verify_nbf": False}
+    claims = jwt.decode(token, secret, algorithms=["HS256"], options=unchecked)
+    expected = jwt.decode(reference, secret, algorithms=["HS256"], options=unchecked)
+    assert claims == expected
+    assert list(claims) == list(expected)  # the same claims, in the same order
+    assert jwt.get_unverified_header(token) == jwt.get_unverified_header(reference)
+    payload = base64.urlsafe_b64decode(token.split(".")[1] + "==")
+    if all(0x20 <= byte <= 0x7E for byte in payload):
+        assert token == reference
+    return claims
 
 
 def test_every_grant_livekit_api_knows_is_written() -> None:
