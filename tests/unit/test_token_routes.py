@@ -4,7 +4,9 @@ headers, caller identification and limits."""
 from __future__ import annotations
 
 import json
+import os
 import time
+import uuid
 
 import jwt
 import pytest
@@ -12,6 +14,7 @@ import respx
 from cryptography.hazmat.primitives.asymmetric import rsa
 from httpx import Response
 
+from app.middleware import new_request_id
 from tests.conftest import API_KEY, API_SECRET, auth
 
 UNUSED_LIVEKIT = "http://127.0.0.1:9"  # the token routes never call LiveKit
@@ -31,6 +34,29 @@ def assert_problem(response, status: int, code: str) -> dict:
     assert body["request_id"] == response.headers["x-request-id"]
     assert {"type", "title", "detail"} <= body.keys()
     return body
+
+
+async def test_a_request_without_an_id_gets_a_fresh_uuid(http):
+    ids = set()
+    for given in ({}, {"X-Request-ID": ""}, {"X-Request-ID": "has space"}):
+        response = await http.post("/v1/token", json={"roomName": "demo"}, headers=given)
+        assert response.status_code == 201
+        ids.add(uuid.UUID(response.headers["x-request-id"]))
+    assert len(ids) == 3 and {i.version for i in ids} == {4}
+
+
+def test_request_ids_differ_in_a_forked_process():
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child writes one id and leaves at once
+        os.write(write, new_request_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    with os.fdopen(read) as pipe:
+        theirs = pipe.read()
+    assert uuid.UUID(theirs).version == 4
+    assert theirs != new_request_id()
 
 
 async def test_token_endpoint_contract(http):
