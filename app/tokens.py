@@ -277,8 +277,9 @@ _json_compact = json.JSONEncoder(separators=(",", ":")).encode
 def _claims_json(claims: dict[str, Any]) -> bytes:
     """`claims` as compact UTF-8 JSON (RFC 7519 §7.1, RFC 8259 §8.1), serialized by orjson:
     the same bytes as `_json_compact` for printable ASCII, non-ASCII text written as UTF-8
-    rather than escaped (as LiveKit's Go SDK writes it). Text that is not Unicode (a lone
-    surrogate, which UTF-8 cannot encode) is escaped as the standard library escapes it."""
+    rather than escaped (as LiveKit's Go SDK writes it). Claims orjson refuses (text that
+    is not Unicode, such as a lone surrogate, which UTF-8 cannot encode) are written by the
+    standard library, as livekit-api writes them."""
     try:
         return orjson.dumps(claims)
     except orjson.JSONEncodeError:
