@@ -12,8 +12,9 @@ The access line, written once per request, takes structlog's own path (`access_l
 a level-filtering bound logger writing straight to stderr), not the standard library's
 (two `LogRecord`s, a caller lookup and the `ProcessorFormatter` per line, about 50 µs on
 the token route, a fifth of its time); it has the same shape as every other line. As JSON
-it is serialized by orjson and written as bytes (structlog's `BytesLogger`), which takes
-about half the time of the standard library's `json` and a text stream (bench/README.md).
+it is serialized by orjson (`app.jsonbytes.compact_json`) and written as bytes (structlog's
+`BytesLogger`): about half the time of the standard library's `json` and a text stream
+(bench/README.md).
 Until `configure_logging` runs (an app driven in process, as in tests), it is structlog's
 default: readable text on stdout.
 """
@@ -24,9 +25,9 @@ import logging
 import sys
 from typing import Any
 
-import orjson
 import structlog
 
+from app.jsonbytes import compact_json
 from app.settings import Settings
 
 #: The logger of the per-request access lines.
@@ -69,11 +70,11 @@ def configure_logging(settings: Settings) -> None:
         logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True
     # structlog's own loggers (the access line): the same fields, no standard-library
-    # record in between; JSON as bytes from orjson. They are not bound to context
+    # record in between; JSON as bytes from `compact_json`. They are not bound to context
     # variables: the access line carries its request id itself.
     logger_factory: Any = structlog.WriteLoggerFactory(sys.stderr)
     if json_lines:
-        renderer = structlog.processors.JSONRenderer(serializer=orjson.dumps)
+        renderer = structlog.processors.JSONRenderer(serializer=compact_json)
         logger_factory = structlog.BytesLoggerFactory(sys.stderr.buffer)
     structlog.configure(
         processors=[

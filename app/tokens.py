@@ -19,7 +19,6 @@ import datetime as dt
 import fnmatch
 import functools
 import glob
-import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ from enum import StrEnum
 from typing import Any, Literal
 
 import jwt
-import orjson
 from google.protobuf.json_format import MessageToDict
 from jwt.algorithms import HMACAlgorithm
 from jwt.types import Options
@@ -36,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.auth import EndUserAuth
 from app.errors import Forbidden, InvalidInput
+from app.jsonbytes import compact_json
 from schemas.bridge import to_proto
 from schemas.tokens import (
     IssueTokenRequest,
@@ -270,22 +269,6 @@ class PreparedKeyJWT(jwt.PyJWT):
         self._jws = _JWS
 
 
-#: Compact JSON, as PyJWT's `jwt.encode` writes a payload (non-ASCII escaped as `\uXXXX`).
-_json_compact = json.JSONEncoder(separators=(",", ":")).encode
-
-
-def _claims_json(claims: dict[str, Any]) -> bytes:
-    """`claims` as compact UTF-8 JSON (RFC 7519 §7.1, RFC 8259 §8.1), serialized by orjson:
-    the same bytes as `_json_compact` for printable ASCII, non-ASCII text written as UTF-8
-    rather than escaped (as LiveKit's Go SDK writes it). Claims orjson refuses (text that
-    is not Unicode, such as a lone surrogate, which UTF-8 cannot encode) are written by the
-    standard library, as livekit-api writes them."""
-    try:
-        return orjson.dumps(claims)
-    except orjson.JSONEncodeError:
-        return _json_compact(claims).encode()
-
-
 #: livekit-api's `Claims` fields, in its order, with their JWT names (`snake_to_lower_camel`).
 _CLAIM_NAMES = {
     f.name: api.access_token.snake_to_lower_camel(f.name)
@@ -313,10 +296,10 @@ class SignedAccessToken(api.AccessToken):
     `AccessToken.to_jwt()` writes for the same builder calls (fields that are None or ""
     left out, camelCase names, `roomConfig` as protobuf JSON, then `sub`, `iss`, `nbf`,
     `exp` = `nbf` + TTL), built directly instead of through `dataclasses.asdict`, written
-    by orjson (`_claims_json`: the same bytes for printable ASCII, UTF-8 for the rest) and
-    signed HS256 by PyJWT's JWS encoder. Raises `ValueError` for a room-join grant
-    without identity or room, as `to_jwt` does. Proven claim for claim against
-    `AccessToken` by tests/unit/test_token_signing.py.
+    by `app.jsonbytes.compact_json` (livekit-api's bytes for printable ASCII, UTF-8 where
+    it writes `\\uXXXX` escapes) and signed HS256 by PyJWT's JWS encoder. Raises
+    `ValueError` for a room-join grant without identity or room, as `to_jwt` does. Proven
+    claim for claim against `AccessToken` by tests/unit/test_token_signing.py.
     """
 
     def sign(self) -> tuple[str, int]:
@@ -344,7 +327,7 @@ class SignedAccessToken(api.AccessToken):
         claims["iss"] = self.api_key
         claims["nbf"] = not_before
         claims["exp"] = expires
-        payload = _claims_json(claims)
+        payload = compact_json(claims)
         return _JWS.encode(payload, self.api_secret, algorithm="HS256"), expires
 
     def to_jwt(self) -> str:
