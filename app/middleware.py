@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import time
 import uuid
@@ -97,15 +98,21 @@ async def send_problem(scope: Scope, send: Send, error: AppError) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+#: The generator of request ids: an instance of its own, so that no other code's
+#: `random.seed` (a library's, a test framework's) can make ids repeat; seeded from the
+#: system's randomness when created, and again in a forked child.
+_REQUEST_IDS = random.Random()  # noqa: S311 - not a secret, see new_request_id
+os.register_at_fork(after_in_child=_REQUEST_IDS.seed)
+
+
 def new_request_id() -> str:
     """A fresh request id: a random (version 4) UUID, e.g. `0b6c...-4...-...`.
 
-    Its 122 random bits come from the `random` module's generator (seeded from the system's
-    randomness when the process starts, and again in a forked child), not from
+    Its 122 random bits come from `_REQUEST_IDS`, a `random.Random` generator, not from
     `os.urandom`: a request id is no secret (a caller may send any id it likes, and it is
     echoed), and the system call per request that `uuid.uuid4()` makes cost the token route
     about 2% of its requests per second (bench/README.md)."""
-    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+    return str(uuid.UUID(int=_REQUEST_IDS.getrandbits(128), version=4))
 
 
 def valid_request_id(given: bytes) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import time
 import uuid
 
@@ -43,6 +44,13 @@ async def test_a_request_without_an_id_gets_a_fresh_uuid(http):
         assert response.status_code == 201
         ids.add(uuid.UUID(response.headers["x-request-id"]))
     assert len(ids) == 3 and {i.version for i in ids} == {4}
+
+
+def test_request_ids_do_not_follow_the_random_modules_seed():
+    random.seed(7)
+    first = new_request_id()
+    random.seed(7)
+    assert new_request_id() != first
 
 
 def test_request_ids_differ_in_a_forked_process():
