@@ -1,9 +1,11 @@
-"""`SignedAccessToken` writes exactly what livekit-api's `AccessToken.to_jwt` writes.
+"""`SignedAccessToken` writes what livekit-api's `AccessToken.to_jwt` writes.
 
 For random builders (identity, name, kind, metadata, attributes, every video grant field,
 SIP and the other grants, room configurations with agents, egress and tags, room presets,
-TTLs), both sign at the same frozen instant: the JWTs are equal byte for byte, so the
-claims are equal claim for claim, and `sign()` reports the token's own `exp`.
+TTLs), both sign at the same frozen instant: the claims are equal claim for claim and in
+the same order, under the same JOSE header; the JWTs are equal byte for byte wherever our
+claims are printable ASCII (other text is UTF-8 in ours, `\\uXXXX` escapes in theirs);
+and `sign()` reports the token's own `exp`.
 """
 
 from __future__ import annotations
