@@ -14,9 +14,8 @@ a level-filtering bound logger writing straight to stderr), not the standard lib
 the token route, a fifth of its time); it has the same shape as every other line. As JSON
 it is serialized by orjson (`app.jsonbytes.compact_json`) and written as bytes (structlog's
 `BytesLogger`): about half the time of the standard library's `json` and a text stream
-(bench/README.md).
-Until `configure_logging` runs (an app driven in process, as in tests), it is structlog's
-default: readable text on stdout.
+(bench/README.md). Until `configure_logging` runs (an app driven in process, as in tests),
+it is structlog's default: readable text on stdout.
 """
 
 from __future__ import annotations
@@ -72,16 +71,17 @@ def configure_logging(settings: Settings) -> None:
     # structlog's own loggers (the access line): the same fields, no standard-library
     # record in between; JSON as bytes from `compact_json`. They are not bound to context
     # variables: the access line carries its request id itself.
+    access_renderer: Any = renderer
     logger_factory: Any = structlog.WriteLoggerFactory(sys.stderr)
     if json_lines:
-        renderer = structlog.processors.JSONRenderer(serializer=compact_json)
+        access_renderer = structlog.processors.JSONRenderer(serializer=compact_json)
         logger_factory = structlog.BytesLoggerFactory(sys.stderr.buffer)
     structlog.configure(
         processors=[
             structlog.stdlib.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             *final,
-            renderer,
+            access_renderer,
         ],
         logger_factory=logger_factory,
         wrapper_class=structlog.make_filtering_bound_logger(

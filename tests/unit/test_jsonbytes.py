@@ -9,7 +9,7 @@ import logging
 import sys
 
 import structlog
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from app.jsonbytes import compact_json
@@ -29,6 +29,7 @@ def reference(value: object) -> bytes:
 
 
 @given(values)
+@example({"a": [1, True, None, 'x\n"\\\x01/'], "": -(2**63)})  # printable ASCII out
 def test_the_same_value_as_json_and_the_same_bytes_where_printable_ascii(value):
     written = compact_json(value)
     assert json.loads(written) == json.loads(reference(value))
