@@ -33,6 +33,7 @@ from app.middleware import (
     PROBLEM_JSON,
     REQUEST_ID_HEADER,
     BodyLimitMiddleware,
+    DirectRoutesMiddleware,
     EarlyAuthMiddleware,
     HeaderLimitMiddleware,
     InternalError,
@@ -57,6 +58,7 @@ from routers import (
     webhooks,
     whoami,
 )
+from routers.direct import DirectRoute
 from schemas.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -163,10 +165,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # included router's routes through a layer of its own, per router and per request
     # (about a tenth of a token request, bench/README.md), and these routes need nothing an
     # inclusion adds (their dependencies, overrides included, are resolved by
-    # `routers.direct`). Every other route is included as usual.
-    app.router.routes[:0] = [
-        route for module in (tokens, webhooks) for route in module.direct_router.routes
+    # `routers.direct`). Every other route is included as usual. Most requests to the
+    # direct routes do not even reach the router: `DirectRoutesMiddleware` serves them.
+    direct_routes = [
+        route
+        for module in (tokens, webhooks)
+        for route in module.direct_router.routes
+        if isinstance(route, DirectRoute)
     ]
+    app.router.routes[:0] = direct_routes
     for module in (
         health,
         tokens,
@@ -182,7 +189,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(module.router)
     _document_problems(app)
-    _add_outer_layers(app, app.state.settings)
+    _add_outer_layers(app, app.state.settings, direct_routes)
     return app
 
 
@@ -192,19 +199,20 @@ CORS_EXPOSE_HEADERS = (REQUEST_ID_HEADER, "Retry-After", "Idempotent-Replayed")
 CORS_MAX_AGE_SECONDS = 600
 
 
-def _add_outer_layers(app: FastAPI, settings: Settings) -> None:
+def _add_outer_layers(app: FastAPI, settings: Settings, direct_routes: list[DirectRoute]) -> None:
     """Wrap the whole stack, Starlette's `ServerErrorMiddleware` included, in
     `RequestContextMiddleware` (outermost: every response, a CORS preflight too, carries
     `X-Request-ID`) and Starlette's `CORSMiddleware` for `CORS_ALLOW_ORIGINS`, so that every
     response to an allowed origin carries `Access-Control-Allow-Origin`, a 500 included
     (`_unexpected_error` renders it inside CORS). Preflights (`OPTIONS` with
     `Access-Control-Request-Method`) are answered by CORS: 200 for an allowed origin,
-    method and headers, 400 otherwise (Fetch standard, CORS protocol)."""
+    method and headers, 400 otherwise (Fetch standard, CORS protocol). Just inside CORS,
+    `DirectRoutesMiddleware` serves `direct_routes` ahead of the rest (see its doc)."""
     origins = settings.effective_cors_origins
     build = app.build_middleware_stack
 
     def build_with_outer_layers() -> ASGIApp:
-        stack = build()
+        stack: ASGIApp = DirectRoutesMiddleware(build(), direct_routes)
         if origins:
             stack = CORSMiddleware(
                 stack,

@@ -20,6 +20,10 @@ like `app.main`). From the outside in (Starlette's CORS middleware and its
 
 Each of 2 to 4 answers with a plain ASGI response (`send_problem`), so CORS, outside them,
 adds its headers to these answers as to any other.
+
+`DirectRoutesMiddleware`, just inside CORS, serves the direct routes (`routers.direct`)
+itself when 2 to 4 would pass the request on unchanged, skipping them and the framework's
+own layers; every other request, refusals included, goes the way above.
 """
 
 from __future__ import annotations
@@ -31,9 +35,10 @@ import random
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
+from starlette.requests import Request
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -42,6 +47,9 @@ from app.auth import bearer_credential, find_service_key
 from app.errors import AppError, PayloadTooLarge, Unauthorized
 from app.logs import access_logger
 from app.webhooks import SIGNATURE_INVALID
+
+if TYPE_CHECKING:
+    from routers.direct import DirectRoute
 
 log = logging.getLogger(__name__)
 
@@ -261,29 +269,37 @@ class EarlyAuthMiddleware:
                 return None
             if isinstance(route, Route) and not route.param_convertors:
                 self._static[(scope["method"], scope["path"])] = route
-        needs = self._needs.get(id(route))
         if id(route) not in self._needs:
-            needs = self._needs[id(route)] = _credential_needed(route)
-        if needs is None:
-            return None
-        scope["route"] = route  # the access line and metrics name the route of a refusal
-        authorization = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
-        text = authorization.decode("latin-1")
-        if needs == "token_caller":  # /v1/token: a credential, unless anonymous callers may
-            anonymous = app.state.settings.effective_token_policy.anonymous is not None
-            if anonymous or text.strip():
-                return None
-            return Unauthorized("a service key or an end-user token is required")
-        if needs == "authorization":  # LiveKit's webhooks: the signature is checked later
-            if text.strip():
-                return None
-            return Unauthorized("webhook refused: no Authorization header", code=SIGNATURE_INVALID)
-        credential = bearer_credential(text)
-        if credential is None:
-            return Unauthorized("a service key is required: Authorization: Bearer <key>")
-        if find_service_key(credential, app.state.settings.service_keys) is None:
-            return Unauthorized("unknown service key", code="invalid_service_key")
+            self._needs[id(route)] = credential_needed(route)
+        error = credential_refusal(self._needs[id(route)], scope)
+        if error is not None:
+            scope["route"] = route  # the access line and metrics name the route of a refusal
+        return error
+
+
+def credential_refusal(needs: str | None, scope: Scope) -> Unauthorized | None:
+    """The 401 `EarlyAuthMiddleware` answers before the body is read, for a request to a
+    route whose `credential_needed` is `needs`, else None."""
+    if needs is None:
         return None
+    app = scope["app"]
+    authorization = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+    text = authorization.decode("latin-1")
+    if needs == "token_caller":  # /v1/token: a credential, unless anonymous callers may
+        anonymous = app.state.settings.effective_token_policy.anonymous is not None
+        if anonymous or text.strip():
+            return None
+        return Unauthorized("a service key or an end-user token is required")
+    if needs == "authorization":  # LiveKit's webhooks: the signature is checked later
+        if text.strip():
+            return None
+        return Unauthorized("webhook refused: no Authorization header", code=SIGNATURE_INVALID)
+    credential = bearer_credential(text)
+    if credential is None:
+        return Unauthorized("a service key is required: Authorization: Bearer <key>")
+    if find_service_key(credential, app.state.settings.service_keys) is None:
+        return Unauthorized("unknown service key", code="invalid_service_key")
+    return None
 
 
 def _match(routes: list[Any], scope: Scope) -> Any:
@@ -306,7 +322,7 @@ def _routes(routes: list[Any]) -> Iterator[Any]:
             yield route
 
 
-def _credential_needed(route: Any) -> str | None:
+def credential_needed(route: Any) -> str | None:
     """`service_key` when `route` depends on `app.deps.get_caller`, `token_caller` when on
     `app.deps.get_token_caller`, `authorization` when it reads the Authorization header
     itself, else None."""
@@ -343,12 +359,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared, chunked = b"", False
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                declared = declared or value
-            elif name == b"transfer-encoding":
-                chunked = True
+        declared, chunked = _body_framing(scope["headers"])
         if declared.isdigit() and not chunked:
             if int(declared) > MAX_BODY_BYTES:
                 await send_problem(scope, send, _too_large())
@@ -385,5 +396,82 @@ class BodyLimitMiddleware:
             await send_problem(scope, send, _too_large())
 
 
+def _body_framing(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bool]:
+    """The first `Content-Length` value (b"" without one), and whether the body is sent
+    with a `Transfer-Encoding` (chunked)."""
+    declared, chunked = b"", False
+    for name, value in headers:
+        if name == b"content-length":
+            declared = declared or value
+        elif name == b"transfer-encoding":
+            chunked = True
+    return declared, chunked
+
+
 def _too_large() -> PayloadTooLarge:
     return PayloadTooLarge(f"the request body is over {MAX_BODY_BYTES} bytes")
+
+
+class DirectRoutesMiddleware:
+    """The direct routes (`routers.direct`: `POST /v1/token`, LiveKit's webhooks) served
+    ahead of Starlette's and FastAPI's own layers (`ServerErrorMiddleware`, the admission
+    layers 2 to 4, `ExceptionMiddleware`, the router and the per-route wrapper), which cost
+    a token request more than its endpoint (bench/README.md).
+
+    A request takes this way only when those layers would hand it to the route unchanged:
+    its method and path are exactly a direct route's, its header fields are within
+    `HeaderLimitMiddleware`'s limits, its body is framed by a `Content-Length` of at most
+    `MAX_BODY_BYTES`, and `EarlyAuthMiddleware` would not refuse it. Any other request goes
+    the usual way, where those layers refuse it: each refusal keeps one place. What the
+    route raises is answered by the app's handler for its class (`app.exception_handlers`,
+    nearest class first), as `ExceptionMiddleware` and, for an exception nobody expected,
+    `ServerErrorMiddleware` would; the route and its endpoint are in the scope, as the
+    router puts them.
+    """
+
+    def __init__(self, app: ASGIApp, routes: list[DirectRoute]) -> None:
+        self.app = app
+        self._routes = {
+            (method, route.path): route for route in routes for method in route.methods or ()
+        }
+        self._needs = {id(route): credential_needed(route) for route in routes}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            route = self._routes.get((scope["method"], scope["path"]))
+            if route is not None and self._admitted(route, scope):
+                await self._serve(route, scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _admitted(self, route: DirectRoute, scope: Scope) -> bool:
+        headers = scope["headers"]
+        declared, chunked = _body_framing(headers)
+        return (
+            declared.isdigit()
+            and not chunked
+            and int(declared) <= MAX_BODY_BYTES
+            and _header_problem(headers) is None
+            and credential_refusal(self._needs[id(route)], scope) is None
+        )
+
+    async def _serve(self, route: DirectRoute, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["route"], scope["endpoint"], scope["path_params"] = route, route.endpoint, {}
+        request = Request(scope, receive, send)
+        try:
+            response = await route.respond(request)
+        except Exception as exc:
+            handler = _exception_handler(scope["app"].exception_handlers, exc)
+            if handler is None:
+                raise
+            response = await handler(request, exc)
+        await response(scope, receive, send)
+
+
+def _exception_handler(handlers: dict[Any, Any], exc: Exception) -> Any:
+    """The handler registered for `exc`'s class or its nearest base class, else None
+    (Starlette's lookup, `starlette._exception_handler`)."""
+    for cls in type(exc).__mro__:
+        if cls in handlers:
+            return handlers[cls]
+    return None

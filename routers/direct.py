@@ -1,10 +1,11 @@
 """Routes served directly: the hot ones (`POST /v1/token`, LiveKit's webhooks), which
 FastAPI documents from their endpoints' signatures like any route but which do not go
 through its per-request machinery (dependency solving, body handling, response
-validation): on a small endpoint that machinery costs more than the endpoint itself.
+validation): on a small endpoint that machinery costs more than the endpoint itself. Most
+of their requests skip the framework's layers too (`app.middleware.DirectRoutesMiddleware`).
 
-`direct_route(arguments)` makes such a route class; `dependency` resolves a dependency
-(or its override) for it; `read_json_body` reads a JSON body as FastAPI does.
+`direct_route(arguments)` makes such a route class (a `DirectRoute`); `dependency` resolves
+a dependency (or its override) for it; `read_json_body` reads a JSON body as FastAPI does.
 """
 
 from __future__ import annotations
@@ -28,30 +29,34 @@ T = TypeVar("T")
 Arguments = Callable[[Request], Awaitable[dict[str, Any]]]
 
 
-def direct_route(arguments: Arguments) -> type[APIRoute]:
-    """An `APIRoute` class whose handler calls the endpoint with `await arguments(request)`
-    as its keyword arguments and sends what it returns: a `Response` as it is, a pydantic
-    model as its JSON (by alias) at the route's status code. FastAPI's validation of the
-    returned model is skipped: the endpoint builds it, so it is valid already.
+class DirectRoute(APIRoute):
+    """A route served directly: `respond(request)` calls the endpoint with the keyword
+    arguments of `arguments(request)` (a class attribute, see `direct_route`) and returns
+    what it returns: a `Response` as it is, a pydantic model as its JSON (by alias) at the
+    route's status code. FastAPI's validation of the returned model is skipped: the
+    endpoint builds it, so it is valid already. `app.middleware.DirectRoutesMiddleware`
+    calls `respond` ahead of the framework's layers; the router calls it too (through
+    `get_route_handler`) for the requests that go the usual way."""
 
-    Pass it as `route_class_override=` when adding the route."""
+    arguments: Arguments
 
-    class DirectRoute(APIRoute):
-        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-            endpoint = self.endpoint
-            status_code = self.status_code or 200
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        return self.respond
 
-            async def handle(request: Request) -> Response:
-                result = await endpoint(**await arguments(request))
-                if isinstance(result, Response):
-                    return result
-                assert isinstance(result, BaseModel), f"{endpoint.__name__} returned {result!r}"
-                body = result.model_dump_json(by_alias=True)
-                return Response(body, status_code=status_code, media_type="application/json")
+    async def respond(self, request: Request) -> Response:
+        """The endpoint's answer to `request`; raises what the endpoint or `arguments` raise."""
+        result = await self.endpoint(**await self.arguments(request))
+        if isinstance(result, Response):
+            return result
+        assert isinstance(result, BaseModel), f"{self.endpoint.__name__} returned {result!r}"
+        body = result.model_dump_json(by_alias=True)
+        return Response(body, status_code=self.status_code or 200, media_type="application/json")
 
-            return handle
 
-    return DirectRoute
+def direct_route(arguments: Arguments) -> type[DirectRoute]:
+    """A `DirectRoute` class whose endpoint takes `await arguments(request)` as its keyword
+    arguments. Pass it as `route_class_override=` when adding the route."""
+    return type("DirectRoute", (DirectRoute,), {"arguments": staticmethod(arguments)})
 
 
 async def dependency(request: Request, call: Callable[[Request], Awaitable[T]]) -> T:

@@ -1,0 +1,105 @@
+"""The direct routes are served ahead of the framework's layers
+(`app.middleware.DirectRoutesMiddleware`) only when those layers would pass the request on
+unchanged; any other request goes the usual way. Either way the answer is the same: the
+parity of every body and caller with FastAPI's own handling is in
+test_token_route_parity.py, the admission layers' refusals in
+tests/integration/test_request_limits.py. Here: which way a request went, and the last
+resort (an exception nobody expected) on the direct way."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import Request
+
+from app.deps import TokenCall, get_token_caller
+from app.main import create_app
+from tests.conftest import API_SECRET, make_settings
+
+UNUSED_LIVEKIT = "http://127.0.0.1:9"
+BODY = b'{"room_name":"demo","participant_identity":"alice"}'
+JSON = {"content-type": "application/json"}
+
+
+@pytest.fixture
+async def http(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(make_settings(UNUSED_LIVEKIT, tmp_path))
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            client.app = app  # type: ignore[attr-defined]  # for dependency_overrides
+            yield client
+
+
+def watch_the_router(http: httpx.AsyncClient) -> list[bool]:
+    """Overrides the token route's caller with one that notes, per request, whether the
+    framework's router handled it (the router puts itself in the scope), then identifies
+    the caller as usual."""
+    routed: list[bool] = []
+
+    async def caller(request: Request) -> TokenCall:
+        routed.append("router" in request.scope)
+        return await get_token_caller(request)
+
+    http.app.dependency_overrides[get_token_caller] = caller  # type: ignore[attr-defined]
+    return routed
+
+
+async def chunks() -> AsyncIterator[bytes]:
+    yield BODY[:10]
+    yield BODY[10:]
+
+
+async def test_a_body_framed_by_its_length_is_served_directly(http):
+    routed = watch_the_router(http)
+    response = await http.post("/v1/token", content=BODY, headers=JSON)
+    assert response.status_code == 201, response.text
+    assert response.json()["participant_identity"] == "alice"
+    assert routed == [False]
+
+
+async def test_a_chunked_body_goes_the_usual_way_with_the_same_answer(http):
+    routed = watch_the_router(http)
+    response = await http.post("/v1/token", content=chunks(), headers=JSON)
+    assert response.request.headers["transfer-encoding"] == "chunked"
+    assert response.status_code == 201, response.text
+    assert response.json()["participant_identity"] == "alice"
+    assert routed == [True]
+
+
+async def test_a_request_under_another_root_path_goes_the_usual_way(http):
+    routed = watch_the_router(http)
+    transport = httpx.ASGITransport(app=http._transport.app, root_path="/api")
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.post("/api/v1/token", content=BODY, headers=JSON)
+    assert response.status_code == 201, response.text
+    assert routed == [True]
+
+
+async def test_an_unexpected_exception_on_the_direct_way_is_the_last_resort_500(http, caplog):
+    async def failing(request: Request) -> TokenCall:
+        raise RuntimeError(f"unexpected, holding {API_SECRET}")
+
+    http.app.dependency_overrides[get_token_caller] = failing
+    headers = {**JSON, "X-Request-ID": "direct-boom", "Origin": "http://localhost:3000"}
+    with caplog.at_level(logging.ERROR, logger="app.middleware"):
+        response = await http.post("/v1/token", content=BODY, headers=headers)
+    assert response.status_code == 500, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["access-control-allow-origin"] == "*"  # CORS, as on any answer
+    problem = response.json()
+    assert (problem["code"], problem["request_id"]) == ("internal_error", "direct-boom")
+    assert API_SECRET not in response.text and "RuntimeError" not in response.text
+    logged = [r for r in caplog.records if getattr(r, "request_id", None) == "direct-boom"]
+    assert len(logged) == 1 and logged[0].exc_info and logged[0].exc_info[0] is RuntimeError
+    metrics = (await http.get("/metrics")).text
+    assert any(
+        'route="/v1/token"' in line and 'status="500"' in line
+        for line in metrics.splitlines()
+        if line.startswith("control_plane_http_requests_total{")
+    )
