@@ -1,6 +1,9 @@
 # The control plane's tasks. `make help` lists them.
 .DEFAULT_GOAL := help
-UV := UV_PYTHON_DOWNLOADS=never python3 -m uv run
+# The service's interpreter: Debian's python3.11 (README: "Which Python").
+SERVICE_PYTHON ?= /usr/bin/python3.11
+export SERVICE_PYTHON
+UV := UV_PYTHON_DOWNLOADS=never UV_PYTHON=$(SERVICE_PYTHON) python3 -m uv run
 
 .PHONY: help install install-service run test test-unit lint format typecheck bench bench-instructions clean
 

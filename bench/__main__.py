@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import platform
 import re
 import secrets
 import shutil
@@ -85,6 +86,12 @@ def pinned(cpu: str, args: list[str]) -> list[str]:
     if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
         return ["taskset", "-c", cpu, *args]
     return args
+
+
+def node_version() -> str:
+    """`node --version` without its `v` (e.g. `18.19.0`)."""
+    run = subprocess.run(["node", "--version"], capture_output=True, text=True, check=True)
+    return run.stdout.strip().removeprefix("v")
 
 
 def uvicorn_args(app: str, port: int, *extra: str) -> list[str]:
@@ -344,7 +351,8 @@ def report(
         f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {os.cpu_count()} cores, "
         f"servers pinned to core {SERVER_CPU}, load on core {LOAD_CPU}; "
         f"wrk -t1 -c{CONNECTIONS} -d{DURATION_S}s; {ROUNDS} interleaved rounds, "
-        "median (min-max)",
+        f"median (min-max); Python {platform.python_version()} "
+        f"({os.path.realpath(sys.executable)}), Node {node_version()}",
         "",
         table(
             ["POST /v1/token", "req/s", "p50 ms", "p99 ms"],
