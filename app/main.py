@@ -212,7 +212,7 @@ def _add_outer_layers(app: FastAPI, settings: Settings, direct_routes: list[Dire
     build = app.build_middleware_stack
 
     def build_with_outer_layers() -> ASGIApp:
-        stack: ASGIApp = DirectRoutesMiddleware(build(), direct_routes)
+        stack: ASGIApp = DirectRoutesMiddleware(build(), direct_routes, app.exception_handlers)
         if origins:
             stack = CORSMiddleware(
                 stack,

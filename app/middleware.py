@@ -28,19 +28,21 @@ own layers; every other request, refusals included, goes the way above.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
 import random
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.routing import Match, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, HTTPExceptionHandler, Message, Receive, Scope, Send
 
 from app import metrics
 from app.auth import bearer_credential, find_service_key
@@ -423,14 +425,20 @@ class DirectRoutesMiddleware:
     `HeaderLimitMiddleware`'s limits, its body is framed by a `Content-Length` of at most
     `MAX_BODY_BYTES`, and `EarlyAuthMiddleware` would not refuse it. Any other request goes
     the usual way, where those layers refuse it: each refusal keeps one place. What the
-    route raises is answered by the app's handler for its class (`app.exception_handlers`,
-    nearest class first), as `ExceptionMiddleware` and, for an exception nobody expected,
-    `ServerErrorMiddleware` would; the route and its endpoint are in the scope, as the
-    router puts them.
+    route raises is answered by the app's handler for it (`exception_handlers`, the app's
+    when its stack is built, looked up as `_exception_handler` says), as `ExceptionMiddleware`
+    and, for an exception nobody expected, `ServerErrorMiddleware` would; the route and its
+    endpoint are in the scope, as the router puts them.
     """
 
-    def __init__(self, app: ASGIApp, routes: list[DirectRoute]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        routes: list[DirectRoute],
+        exception_handlers: Mapping[Any, HTTPExceptionHandler],
+    ) -> None:
         self.app = app
+        self._handlers = dict(exception_handlers)
         self._routes = {
             (method, route.path): route for route in routes for method in route.methods or ()
         }
@@ -461,16 +469,21 @@ class DirectRoutesMiddleware:
         try:
             response = await route.respond(request)
         except Exception as exc:
-            handler = _exception_handler(scope["app"].exception_handlers, exc)
+            handler = _exception_handler(self._handlers, exc)
             if handler is None:
                 raise
-            response = await handler(request, exc)
+            answer = handler(request, exc)
+            response = await answer if inspect.isawaitable(answer) else answer
         await response(scope, receive, send)
 
 
-def _exception_handler(handlers: dict[Any, Any], exc: Exception) -> Any:
-    """The handler registered for `exc`'s class or its nearest base class, else None
-    (Starlette's lookup, `starlette._exception_handler`)."""
+def _exception_handler(
+    handlers: Mapping[Any, HTTPExceptionHandler], exc: Exception
+) -> HTTPExceptionHandler | None:
+    """The handler registered for an `HTTPException`'s status code, else for `exc`'s class
+    or its nearest base class, else None (Starlette's lookup, `ExceptionMiddleware`)."""
+    if isinstance(exc, HTTPException) and exc.status_code in handlers:
+        return handlers[exc.status_code]
     for cls in type(exc).__mro__:
         if cls in handlers:
             return handlers[cls]

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import Request
+from fastapi.responses import JSONResponse
 
 from app.deps import TokenCall, get_token_caller
 from app.main import create_app
@@ -24,6 +25,7 @@ from tests.conftest import API_SECRET, make_settings
 UNUSED_LIVEKIT = "http://127.0.0.1:9"
 BODY = b'{"room_name":"demo","participant_identity":"alice"}'
 JSON = {"content-type": "application/json"}
+DEEP = b"[" * 100_000
 
 
 @pytest.fixture
@@ -50,9 +52,10 @@ def watch_the_router(http: httpx.AsyncClient) -> list[bool]:
     return routed
 
 
-async def chunks() -> AsyncIterator[bytes]:
-    yield BODY[:10]
-    yield BODY[10:]
+async def chunks(body: bytes = BODY) -> AsyncIterator[bytes]:
+    """`body` sent in two chunks (`Transfer-Encoding: chunked`)."""
+    yield body[:2]
+    yield body[2:]
 
 
 async def test_a_body_framed_by_its_length_is_served_directly(http):
@@ -103,3 +106,18 @@ async def test_an_unexpected_exception_on_the_direct_way_is_the_last_resort_500(
         for line in metrics.splitlines()
         if line.startswith("control_plane_http_requests_total{")
     )
+
+
+async def test_a_handler_for_a_status_code_answers_on_both_ways(tmp_path):
+    async def teapot(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"handled": "by status"}, status_code=418)
+
+    app = create_app(make_settings(UNUSED_LIVEKIT, tmp_path))
+    app.add_exception_handler(400, teapot)  # FastAPI's 400 HTTPException: JSON nested too deep
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            direct = await http.post("/v1/token", content=DEEP, headers=JSON)
+            usual = await http.post("/v1/token", content=chunks(DEEP), headers=JSON)
+    assert (direct.status_code, direct.json()) == (418, {"handled": "by status"})
+    assert (usual.status_code, usual.json()) == (418, {"handled": "by status"})
