@@ -77,7 +77,7 @@ async def test_a_chunked_body_goes_the_usual_way_with_the_same_answer(http):
 
 async def test_a_request_under_another_root_path_goes_the_usual_way(http):
     routed = watch_the_router(http)
-    transport = httpx.ASGITransport(app=http._transport.app, root_path="/api")
+    transport = httpx.ASGITransport(app=http.app, root_path="/api")
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         response = await client.post("/api/v1/token", content=BODY, headers=JSON)
     assert response.status_code == 201, response.text
