@@ -439,29 +439,20 @@ class DirectRoutesMiddleware:
     ) -> None:
         self.app = app
         self._handlers = dict(exception_handlers)
+        #: (method, path) -> the route and the credential it needs (`credential_needed`).
         self._routes = {
-            (method, route.path): route for route in routes for method in route.methods or ()
+            (method, route.path): (route, credential_needed(route))
+            for route in routes
+            for method in route.methods or ()
         }
-        self._needs = {id(route): credential_needed(route) for route in routes}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            route = self._routes.get((scope["method"], scope["path"]))
-            if route is not None and self._admitted(route, scope):
-                await self._serve(route, scope, receive, send)
+            found = self._routes.get((scope["method"], scope["path"]))
+            if found is not None and _admitted(found[1], scope):
+                await self._serve(found[0], scope, receive, send)
                 return
         await self.app(scope, receive, send)
-
-    def _admitted(self, route: DirectRoute, scope: Scope) -> bool:
-        headers = scope["headers"]
-        declared, chunked = _body_framing(headers)
-        return (
-            declared.isdigit()
-            and not chunked
-            and int(declared) <= MAX_BODY_BYTES
-            and _header_problem(headers) is None
-            and credential_refusal(self._needs[id(route)], scope) is None
-        )
 
     async def _serve(self, route: DirectRoute, scope: Scope, receive: Receive, send: Send) -> None:
         scope["route"], scope["endpoint"], scope["path_params"] = route, route.endpoint, {}
@@ -475,6 +466,21 @@ class DirectRoutesMiddleware:
             answer = handler(request, exc)
             response = await answer if inspect.isawaitable(answer) else answer
         await response(scope, receive, send)
+
+
+def _admitted(needs: str | None, scope: Scope) -> bool:
+    """True when the admission layers would pass the request on unchanged: header fields
+    within limits, a body framed by a `Content-Length` of at most `MAX_BODY_BYTES`, and no
+    early 401 for a route whose `credential_needed` is `needs`."""
+    headers = scope["headers"]
+    declared, chunked = _body_framing(headers)
+    return (
+        declared.isdigit()
+        and not chunked
+        and int(declared) <= MAX_BODY_BYTES
+        and _header_problem(headers) is None
+        and credential_refusal(needs, scope) is None
+    )
 
 
 def _exception_handler(

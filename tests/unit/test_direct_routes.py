@@ -85,13 +85,17 @@ async def test_a_request_under_another_root_path_goes_the_usual_way(http):
 
 
 async def test_an_unexpected_exception_on_the_direct_way_is_the_last_resort_500(http, caplog):
+    routed: list[bool] = []
+
     async def failing(request: Request) -> TokenCall:
+        routed.append("router" in request.scope)
         raise RuntimeError(f"unexpected, holding {API_SECRET}")
 
     http.app.dependency_overrides[get_token_caller] = failing
     headers = {**JSON, "X-Request-ID": "direct-boom", "Origin": "http://localhost:3000"}
     with caplog.at_level(logging.ERROR, logger="app.middleware"):
         response = await http.post("/v1/token", content=BODY, headers=headers)
+    assert routed == [False]  # the direct way
     assert response.status_code == 500, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert response.headers["access-control-allow-origin"] == "*"  # CORS, as on any answer
