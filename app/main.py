@@ -86,7 +86,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.end_user_verifier = (
         EndUserVerifier(policy.end_users, app.state.http) if policy.end_users else None
     )
-    app.state.rate_limiter = RateLimiter(settings.rate_limit_storage_url)
+    app.state.rate_limiter = RateLimiter(
+        settings.rate_limit_storage_url, settings.rate_limit_strategy
+    )
     app.state.store = store = Store(
         settings.database_url.get_secret_value(),
         connect_timeout_seconds=settings.database_connect_timeout_seconds,

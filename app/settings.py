@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from app.auth import ServiceKey
+from app.ratelimits import Strategy
 from app.tokens import TokenPolicy, default_development_policy
 
 #: LiveKit's documented development key pair (`livekit-server --dev`).
@@ -72,6 +73,8 @@ class Settings(BaseSettings):
     #: Seconds one database statement may run (PostgreSQL); past it the request answers 503.
     database_command_timeout_seconds: float = Field(default=4.0, gt=0)
     rate_limit_storage_url: str = "memory://"
+    #: How `/v1/token`'s rate limits count hits (`app.ratelimits`).
+    rate_limit_strategy: Strategy = "fixed-window"
     webhook_retention_days: int = Field(default=30, ge=0)
     idempotency_ttl_seconds: int = Field(default=24 * 3600, gt=0)
     media_url_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)

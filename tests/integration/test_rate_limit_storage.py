@@ -54,3 +54,23 @@ async def test_token_endpoint_falls_back_to_memory_when_redis_stops(
         statuses = [(await http.post("/v1/token")).status_code for _ in range(4)]
         assert statuses == [201, 201, 201, 429]
         assert not http.app.state.rate_limiter.degraded
+
+
+@pytest.mark.parametrize("strategy", ["fixed-window", "moving-window", "sliding-window-counter"])
+async def test_replicas_share_one_count_in_redis_by_each_strategy(app_client, redis, strategy):
+    settings = {
+        "token_policy": {"anonymous": {"rate_limit": "3/minute"}},
+        "rate_limit_storage_url": f"redis://{redis.address}/0",
+        "rate_limit_strategy": strategy,
+    }
+    async with (
+        app_client(UNUSED_LIVEKIT, **settings) as first,
+        app_client(UNUSED_LIVEKIT, **settings) as second,
+    ):
+        statuses = [(await http.post("/v1/token")).status_code for http in (first, second, first)]
+        assert statuses == [201, 201, 201]
+        refused = await second.post("/v1/token")
+        assert refused.status_code == 429
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        assert not first.app.state.rate_limiter.degraded
+        assert not second.app.state.rate_limiter.degraded

@@ -70,6 +70,17 @@ def test_development_defaults(monkeypatch):
     assert settings.livekit_timeout_seconds == 5
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
     assert settings.effective_token_policy.anonymous is not None
+    assert settings.rate_limit_strategy == "fixed-window"
+
+
+def test_rate_limit_strategy_takes_limits_names_only(monkeypatch):
+    assert make(monkeypatch, RATE_LIMIT_STRATEGY="moving-window").rate_limit_strategy == (
+        "moving-window"
+    )
+    with pytest.raises(ValidationError) as error:
+        make(monkeypatch, RATE_LIMIT_STRATEGY="token-bucket")
+    assert "rate_limit_strategy" in str(error.value)
+    assert "'fixed-window', 'moving-window' or 'sliding-window-counter'" in str(error.value)
 
 
 def test_public_url_and_keyring(monkeypatch):
