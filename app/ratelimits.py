@@ -121,7 +121,7 @@ class RateLimiter:
             try:
                 async with asyncio.timeout(STORAGE_TIMEOUT_SECONDS * 2):
                     if await self._remote.hit(limit, *identifiers):
-                        return Verdict(allowed=True)
+                        return ALLOWED
                     stats = await self._remote.get_window_stats(limit, *identifiers)
                     return _refused(stats.reset_time)
             except (StorageError, TimeoutError, OSError) as exc:
@@ -132,8 +132,12 @@ class RateLimiter:
                 )
                 self._remote_down_until = time.monotonic() + RETRY_REMOTE_SECONDS
         if self._memory.hit(limit, *identifiers):
-            return Verdict(allowed=True)
+            return ALLOWED
         return _refused(self._memory.get_window_stats(limit, *identifiers).reset_time)
+
+
+#: The verdict of every allowed hit.
+ALLOWED = Verdict(allowed=True)
 
 
 def _refused(reset_time: float) -> Verdict:

@@ -52,6 +52,15 @@ BODIES: list[tuple[bytes, str | None]] = [
     (b"\xff\xfe{}", JSON),
     (b"[" * 100_000, JSON),
     (b"NaN", JSON),
+    # read by pydantic's parser and by Python's `json` alike, or by Python's only
+    (b'\xef\xbb\xbf{"room_name":"demo"}', JSON),
+    (b'{"room_name":"de\x01mo"}', JSON),
+    (b'{"roomName":"demo","participantIdentity":"alice"}', JSON),
+    (b'{"room_config":{"max_participants":10.0,"sync_streams":"true"}}', JSON),
+    (b'{"room_config":{"max_participants":"10","agents":[{"agent_name":"a"}]}}', JSON),
+    (b'{"room_config":{"max_participants":10.5}}', JSON),
+    (b'{"participant_attributes":{"k":"v"},"participant_metadata":"m"}', JSON),
+    (b' {"room_name":"demo"}\n', JSON),
 ]
 
 
