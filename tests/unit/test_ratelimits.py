@@ -88,4 +88,3 @@ async def test_a_fixed_window_holds_one_count_per_caller_whatever_the_limit():
         assert (await limiter.hit(limit, "backend")).allowed
     assert storage.storage == {limit.key_for("backend"): 1000}
     assert not storage.events  # no entry per hit, as the moving window keeps
-
