@@ -9,8 +9,11 @@ Use `auth("reader")` for the header.
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import secrets
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,9 +21,11 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 from asgi_lifespan import LifespanManager
 
 from app.devserver import LocalLiveKit
+from app.logs import configure_logging
 from app.main import create_app
 from app.settings import Settings
 from tests.components import LiveService, LocalPostgres, LocalRedis, LocalTestServer
@@ -165,3 +170,31 @@ def postgres_server() -> Iterator[LocalPostgres]:
 def postgres_url(postgres_server: LocalPostgres) -> str:
     """The SQLAlchemy URL of a fresh, empty PostgreSQL database for one test."""
     return postgres_server.create_database(f"test_{secrets.token_hex(6)}")
+
+
+class CountingStream(io.BytesIO):
+    """A binary stream that counts its writes (each one a system call on a real file)."""
+
+    writes = 0
+
+    def write(self, data: Any) -> int:
+        self.writes += 1
+        return super().write(data)
+
+
+@pytest.fixture
+def json_log_output(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[CountingStream]:
+    """Logging configured as `python -m app` configures it (JSON lines, INFO), with the
+    process's stderr over the `CountingStream` returned; the logging set-up is restored
+    afterwards."""
+    stream = CountingStream()
+    monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(stream, write_through=True))
+    root, uvicorn_access = logging.getLogger(), logging.getLogger("uvicorn.access")
+    handlers, level, disabled = root.handlers[:], root.level, uvicorn_access.disabled
+    try:
+        configure_logging(make_settings("http://127.0.0.1:9", tmp_path, log_format="json"))
+        yield stream
+    finally:
+        structlog.reset_defaults()
+        root.handlers[:], root.level = handlers, level
+        uvicorn_access.disabled = disabled

@@ -8,6 +8,7 @@ import logging
 import time
 
 import pytest
+from limits.aio import strategies as aio_strategies
 
 import app.ratelimits
 from tests.components import LocalRedis
@@ -72,5 +73,7 @@ async def test_replicas_share_one_count_in_redis_by_each_strategy(app_client, re
         refused = await second.post("/v1/token")
         assert refused.status_code == 429
         assert 1 <= int(refused.headers["retry-after"]) <= 60
-        assert not first.app.state.rate_limiter.degraded
-        assert not second.app.state.rate_limiter.degraded
+        for http in (first, second):
+            limiter = http.app.state.rate_limiter
+            assert isinstance(limiter._remote, aio_strategies.STRATEGIES[strategy])
+            assert not limiter.degraded

@@ -7,39 +7,9 @@ import asyncio
 import io
 import json
 import logging
-import sys
-
-import pytest
-import structlog
 
 import app.logs
-from app.logs import BatchedLines, access_logger, configure_logging
-from tests.conftest import make_settings
-
-
-class CountingStream(io.BytesIO):
-    """A binary stream that counts its writes (each one a system call on a real file)."""
-
-    writes = 0
-
-    def write(self, data: bytes) -> int:  # type: ignore[override]
-        self.writes += 1
-        return super().write(data)
-
-
-@pytest.fixture
-def stderr(monkeypatch, tmp_path):
-    """The process's stderr, as `configure_logging` finds it, over a `CountingStream`;
-    logging as `python -m app` configures it (JSON, INFO), restored afterwards."""
-    stream = CountingStream()
-    monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(stream, write_through=True))
-    root, access = logging.getLogger(), logging.getLogger("uvicorn.access")
-    saved = root.handlers[:], root.level, access.disabled
-    configure_logging(make_settings("http://127.0.0.1:9", tmp_path, log_format="json"))
-    yield stream
-    structlog.reset_defaults()
-    root.handlers[:], root.level = saved[0], saved[1]
-    access.disabled = saved[2]
+from app.logs import BatchedLines, access_logger
 
 
 def logged(stream: io.BytesIO) -> list[str]:
@@ -47,33 +17,34 @@ def logged(stream: io.BytesIO) -> list[str]:
     return [json.loads(line)["event"] for line in stream.getvalue().splitlines()]
 
 
-async def test_lines_of_one_moment_are_written_together_within_the_batch_time(stderr):
+async def test_lines_of_one_moment_are_written_together_within_the_batch_time(json_log_output):
     log = access_logger()
     for n in range(3):
         log.info(f"GET /x {n}")
-    assert logged(stderr) == []  # held
+    assert logged(json_log_output) == []  # held
     await asyncio.sleep(app.logs.BATCH_SECONDS * 3)
-    assert logged(stderr) == ["GET /x 0", "GET /x 1", "GET /x 2"]
-    assert stderr.writes == 1
+    assert logged(json_log_output) == ["GET /x 0", "GET /x 1", "GET /x 2"]
+    assert json_log_output.writes == 1
 
 
-async def test_another_log_line_writes_the_held_ones_out_first(stderr):
+async def test_another_log_line_writes_the_held_ones_out_first(json_log_output):
     access_logger().info("GET /x 200")
+    assert logged(json_log_output) == []  # held
     logging.getLogger("app").warning("LiveKit is slow")
-    assert logged(stderr) == ["GET /x 200", "LiveKit is slow"]
+    assert logged(json_log_output) == ["GET /x 200", "LiveKit is slow"]
 
 
-async def test_a_full_batch_is_written_out_at_once(stderr, monkeypatch):
+async def test_a_full_batch_is_written_out_at_once(json_log_output, monkeypatch):
     monkeypatch.setattr(app.logs, "BATCH_LINES", 4)
     log = access_logger()
     for n in range(5):
         log.info(f"GET /x {n}")
-    assert logged(stderr) == [f"GET /x {n}" for n in range(4)]
+    assert logged(json_log_output) == [f"GET /x {n}" for n in range(4)]
 
 
-def test_outside_an_event_loop_a_line_is_written_at_once(stderr):
+def test_outside_an_event_loop_a_line_is_written_at_once(json_log_output):
     access_logger().info("GET /x 200")
-    assert logged(stderr) == ["GET /x 200"]
+    assert logged(json_log_output) == ["GET /x 200"]
 
 
 async def test_a_loop_closed_before_its_write_out_does_not_stop_the_next_one():
