@@ -13,8 +13,9 @@ import pytest
 import sqlalchemy as sa
 
 from app.devserver import LocalLiveKit
-from tests.components import CountingProxy, LiveService
+from tests.components import CountingProxy, LiveService, webhook_body
 from tests.conftest import serving
+from tests.integration.test_webhooks_stream import post_event
 
 pytestmark = pytest.mark.integration
 
@@ -62,6 +63,19 @@ async def test_a_hundred_requests_in_the_window_cost_one_livekit_call_and_one_wr
     assert again.status_code == 200
     assert livekit_proxy.requests[LIST_ROOMS] == 1
     assert len(writes) == 1
+
+
+async def test_a_stored_webhook_proves_the_store_writable_without_a_probe_write(
+    livekit_proxy, tmp_path
+):
+    with serving(livekit_proxy.url, tmp_path, readyz_cache_seconds=60) as service:
+        writes = probe_writes(service)
+        await post_event(service.url, webhook_body("EV_ready"))  # committed: writable now
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
+            ready = await http.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"]["event_store"] == "ok"
+    assert writes == []
 
 
 async def test_a_failure_is_seen_once_the_window_has_passed(livekit_proxy, tmp_path):
