@@ -5,6 +5,7 @@ on the event loop instead of handing each to a worker thread.
 - `SettingsDep`: the app's `Settings`;
 - `LiveKitDep`: the `LiveKit` gateway owned by the lifespan;
 - `StoreDep`: the `Store` (database engine and sessions, see `app.store`) owned by the lifespan;
+- `EventFollowerDep`: the event streams' `EventFollower` (`app.streams`) owned by the lifespan;
 - `CallerDep`: the service key of an `Authorization: Bearer` caller (401 otherwise);
 - `RoomsReadCaller`, `RoomsWriteCaller` ... (one per scope): a `CallerDep` that also holds
   that scope (403 naming it otherwise);
@@ -49,6 +50,7 @@ from app.livekit import LiveKit
 from app.ratelimits import RateLimiter
 from app.settings import Settings
 from app.store import Store
+from app.streams import EventFollower
 from app.tokens import Caller, CallerRule, TokenPolicy, rule_for
 from schemas.bridge import to_json
 
@@ -74,9 +76,16 @@ async def get_store(request: Request) -> Store:
     return store
 
 
+async def get_event_follower(request: Request) -> EventFollower:
+    """The event follower the lifespan started (the streams' reader of the store)."""
+    follower: EventFollower = request.app.state.event_follower
+    return follower
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 LiveKitDep = Annotated[LiveKit, Depends(get_livekit)]
 StoreDep = Annotated[Store, Depends(get_store)]
+EventFollowerDep = Annotated[EventFollower, Depends(get_event_follower)]
 
 
 async def get_caller(request: Request, bearer: BearerDep) -> ServiceKey:

@@ -37,6 +37,7 @@ from app.errors import (
     UpstreamUnavailable,
     error_for_twirp,
 )
+from app.readiness import CachedCheck
 from app.tokens import SignedAccessToken
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ class LiveKit:
         authorization = CallAuthorization(api_key, api_secret)
         for service in (self.room, self.agent_dispatch, self.egress, self.ingress, self.sip):
             service._auth_header = authorization  # type: ignore[method-assign]
+        self._readiness = CachedCheck(self._probe)
 
     @property
     def room(self) -> RoomService:
@@ -191,10 +193,15 @@ class LiveKit:
         sip = self._api.sip
         return sip._client.request("SIP", method, request, sip._admin_headers(), response)
 
-    async def readiness(self) -> str:
+    async def readiness(self, max_age_seconds: float = 0.0) -> str:
         """`"ok"` when LiveKit answers the cheapest authenticated call (ListRooms for a name
         that cannot exist), else `"failed: <problem code>"` (e.g. `livekit_unavailable`; for
-        /readyz, which anyone may call: the detail, which names LiveKit's URL, is logged)."""
+        /readyz, which anyone may call: the detail, which names LiveKit's URL, is logged).
+        A result younger than `max_age_seconds` is answered again without a call, and
+        concurrent callers share one call (`app.readiness.CachedCheck`)."""
+        return await self._readiness.result(max_age_seconds)
+
+    async def _probe(self) -> str:
         try:
             await self.run(self.room.list_rooms(api.ListRoomsRequest(names=["readyz-probe"])))
         except AppError as exc:

@@ -44,6 +44,7 @@ from app.middleware import (
 from app.ratelimits import RateLimiter
 from app.settings import Settings, get_settings
 from app.store import Store, run_periodically
+from app.streams import EventFollower
 from app.webhooks import RETENTION_INTERVAL_SECONDS, purge_expired_events
 from routers import (
     console,
@@ -68,8 +69,9 @@ _NOT_JSON = "the body is not valid JSON"
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the LiveKit gateway, the outbound HTTP client, the rate limiter and the store
-    (migrated to the newest schema; see `_start_housekeeping` for its purges); close them.
+    """Open the LiveKit gateway, the outbound HTTP client, the rate limiter, the store
+    (migrated to the newest schema; see `_start_housekeeping` for its purges) and the event
+    streams' follower (`app.streams`); close them.
     Once started, the start-up heap is kept out of the garbage collector's way
     (`_freeze_startup_heap`)."""
     settings: Settings = app.state.settings
@@ -94,16 +96,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         connect_timeout_seconds=settings.database_connect_timeout_seconds,
         command_timeout_seconds=settings.database_command_timeout_seconds,
     )
+    app.state.event_follower = follower = EventFollower(
+        store, max_streams_per_key=settings.stream_max_per_key
+    )
     housekeeping: list[asyncio.Task[None]] = []
     try:
         await store.migrate()
         housekeeping = app.state.housekeeping = _start_housekeeping(store, settings)
+        follower.start()
         _freeze_startup_heap()
         yield
     finally:
         for task in housekeeping:
             task.cancel()
         await asyncio.gather(*housekeeping, return_exceptions=True)
+        await follower.aclose()
         await store.aclose()
         await app.state.livekit.aclose()
         await app.state.http.aclose()

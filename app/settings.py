@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     #: How `/v1/token`'s rate limits count hits (`app.ratelimits`).
     rate_limit_strategy: Strategy = "fixed-window"
     webhook_retention_days: int = Field(default=30, ge=0)
+    #: Seconds a `/readyz` check's result is answered again without probing (`app.readiness`).
+    readyz_cache_seconds: float = Field(default=2.0, ge=0)
+    #: Event streams (`/v1/webhooks/events/stream`) one service key may hold open at once,
+    #: per process (`app.streams`).
+    stream_max_per_key: int = Field(default=5, ge=1)
     idempotency_ttl_seconds: int = Field(default=24 * 3600, gt=0)
     media_url_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
     host: str = "127.0.0.1"

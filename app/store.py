@@ -74,6 +74,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.errors import UpstreamUnavailable
+from app.readiness import CachedCheck
 
 log = logging.getLogger(__name__)
 # aiosqlite logs every statement with its parameters at DEBUG: webhook bodies (LiveKit's
@@ -93,6 +94,9 @@ SNAPSHOT_XMIN_SQL = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint)"
 
 #: Most webhook events committed in one transaction (see `Store.insert_event`).
 EVENT_BATCH_LIMIT = 200
+
+#: Seconds the readiness probe's write may take before the store counts as not writable.
+READINESS_TIMEOUT_SECONDS = 5.0
 
 #: SQLite waits this long (seconds) for another writer's lock before failing.
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
@@ -224,6 +228,7 @@ class Store:
         self._changed = asyncio.Event()
         self._pending_events: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
         self._event_writer: asyncio.Task[None] | None = None
+        self._writable = CachedCheck(self._probe_write)
 
     async def migrate(self) -> None:
         """Upgrade the schema to the newest alembic revision (idempotent)."""
@@ -244,9 +249,16 @@ class Store:
             return postgresql.insert(table)
         return sqlite.insert(table)
 
-    async def readiness(self, timeout_seconds: float = 5.0) -> str:
-        """`"ok"` when the database takes a durable write now (the `store_probe` row is
-        rewritten), else `"failed: <error class>"` (for /readyz)."""
+    async def readiness(self, max_age_seconds: float = 0.0) -> str:
+        """`"ok"` when the database takes a durable write, else `"failed: <error class>"`
+        (for /readyz). What was learnt less than `max_age_seconds` ago is answered without
+        I/O: the last probe (the `store_probe` row rewritten; concurrent callers share one),
+        or the last commit of webhook events, or its failure to reach the database
+        (`app.readiness.CachedCheck`). So the probe writes at most once per
+        `max_age_seconds`, and not at all while webhooks are being stored."""
+        return await self._writable.result(max_age_seconds)
+
+    async def _probe_write(self, timeout_seconds: float = READINESS_TIMEOUT_SECONDS) -> str:
         now = dt.datetime.now(dt.UTC)
         statement = self.insert(store_probe).values(id=1, checked_at=now)
         statement = statement.on_conflict_do_update(
@@ -257,7 +269,7 @@ class Store:
                 await session.execute(statement)
         except DATABASE_ERRORS as exc:
             log.warning("event store not writable: %s", exc.__class__.__name__, exc_info=exc)
-            return f"failed: {exc.__class__.__name__}"
+            return _not_writable(exc)
         return "ok"
 
     # --- webhook events -----------------------------------------------------------------
@@ -325,9 +337,16 @@ class Store:
             .on_conflict_do_nothing(index_elements=[webhook_events.c.id])
             .returning(webhook_events.c.id)
         )
-        async with self.sessions.begin() as session:
-            result = await session.execute(statement, rows)
-            return {row.id for row in result}
+        try:
+            async with self.sessions.begin() as session:
+                result = await session.execute(statement, rows)
+                stored = {row.id for row in result}
+        except DATABASE_ERRORS as exc:
+            if _store_unavailable(exc):
+                self._writable.record(_not_writable(exc))
+            raise
+        self._writable.record("ok")  # committed: the store is writable (see `readiness`)
+        return stored
 
     async def find_events(
         self,
@@ -442,6 +461,11 @@ def _store_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, (OSError, TimeoutError, sa.exc.OperationalError, sa.exc.InterfaceError)):
         return True
     return bool(getattr(exc, "connection_invalidated", False))
+
+
+def _not_writable(exc: BaseException) -> str:
+    """The readiness result for a write that failed with `exc` (its class name only)."""
+    return f"failed: {exc.__class__.__name__}"
 
 
 def _settle(future: asyncio.Future[bool], outcome: bool | BaseException) -> None:

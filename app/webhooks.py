@@ -405,6 +405,27 @@ async def stream_start(store: Store, last_event_id: str | None) -> StreamPositio
         return await store.stream_position_now()
 
 
+def row_position(row: Any) -> StreamPosition:
+    """The follow position of a `webhook_events` row (`xid` 0 where there is none)."""
+    return StreamPosition(int(row.xid or 0), int(row.seq))
+
+
+async def stored_rows_past(
+    store: Store, columns: dict[str, str], after: StreamPosition
+) -> AsyncIterator[Any]:
+    """The `webhook_events` rows matching `columns` past `after`, in follow order, read
+    `FOLLOW_BATCH` at a time up to the store's high-water mark (`Store.follow_events`);
+    ends at the first read that returns fewer. Database errors (`DATABASE_ERRORS`) reach
+    the caller."""
+    while True:
+        rows = await store.follow_events(filters=columns, after=after, limit=FOLLOW_BATCH)
+        for row in rows:
+            after = row_position(row)
+            yield row
+        if len(rows) < FOLLOW_BATCH:
+            return
+
+
 async def follow_events(
     store: Store,
     filters: EventFilters,
@@ -413,7 +434,8 @@ async def follow_events(
     poll_seconds: float = FOLLOW_POLL_SECONDS,
 ) -> AsyncIterator[StoredEvent]:
     """Yield the events matching `filters` past `after` (see `stream_start`), in follow
-    order, forever (until the caller stops).
+    order, forever (until the caller stops), reading the store for this caller alone (the
+    event stream route shares one reader among its streams: `app.streams.EventFollower`).
 
     Events stored by any replica sharing the database are found by polling every
     `poll_seconds`; this process's own inserts wake the follower at once. The store hands
@@ -426,13 +448,11 @@ async def follow_events(
     while True:
         changed = store.changed()
         try:
-            rows = await store.follow_events(filters=columns, after=after, limit=FOLLOW_BATCH)
+            async for row in stored_rows_past(store, columns, after):
+                after = row_position(row)
+                yield stored_event(row)
         except DATABASE_ERRORS as exc:
             log.warning("event stream ended: store query failed: %s", exc.__class__.__name__)
             return
-        for row in rows:
-            after = StreamPosition(int(row.xid or 0), int(row.seq))
-            yield stored_event(row)
-        if len(rows) < FOLLOW_BATCH:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), timeout=poll_seconds)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), timeout=poll_seconds)

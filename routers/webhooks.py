@@ -8,11 +8,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from app.deps import SettingsDep, StoreDep, WebhooksReadCaller, get_settings, get_store
+from app.deps import (
+    EventFollowerDep,
+    SettingsDep,
+    StoreDep,
+    WebhooksReadCaller,
+    get_settings,
+    get_store,
+)
 from app.store import StreamPosition
+from app.streams import EventFollower
 from app.webhooks import (
     STREAM_RETRY_MS,
-    follow_events,
     get_event,
     list_events,
     receive_webhook,
@@ -42,6 +49,15 @@ async def stream_position(
     """Where an event stream starts (`app.webhooks.stream_start`), fixed before the response
     starts, so that an unavailable store is a 503 rather than a stream that breaks."""
     return await stream_start(store, last_event_id)
+
+
+async def stream_slot(
+    caller: WebhooksReadCaller, follower: EventFollowerDep
+) -> AsyncIterator[EventFollower]:
+    """The event follower, with one of the caller's open streams held until the response
+    ends (`EventFollower.open_stream`: 429 `too_many_streams` beyond STREAM_MAX_PER_KEY)."""
+    with follower.open_stream(caller.name):
+        yield follower
 
 
 _WEBHOOK_BODY = {
@@ -109,20 +125,21 @@ async def list_webhook_events(
     "/webhooks/events/stream",
     operation_id="stream_webhook_events",
     response_class=EventSourceResponse,
-    responses=problems(401, 403, 422, 503),
+    responses=problems(401, 403, 422, 429, 503),
 )
 async def stream_webhook_events(
     _: WebhooksReadCaller,
-    store: StoreDep,
+    follower: Annotated[EventFollower, Depends(stream_slot)],
     filters: Annotated[EventFilters, Query()],
     after: Annotated[StreamPosition, Depends(stream_position)],
 ) -> AsyncIterator[ServerSentEvent]:
     """New events as Server-Sent Events (`event: <type>`, `id: <event id>`, `data`: the
     stored event), after a first `retry:` frame once the stream's start is fixed; reconnect
     with `Last-Event-ID` to resume without a gap. While the event store is unavailable the
-    request is 503, and an open stream ends (the client reconnects)."""
+    request is 503, and an open stream ends (the client reconnects). A service key holds
+    at most STREAM_MAX_PER_KEY open streams per replica: 429 `too_many_streams` beyond."""
     yield ServerSentEvent(retry=STREAM_RETRY_MS, comment="following")
-    async for event in follow_events(store, filters, after):
+    async for event in follower.stream(filters, after):
         yield ServerSentEvent(event=event.event, id=event.id, data=event)
 
 

@@ -8,6 +8,7 @@ In CI (`CI=true`) a missing component is an error, never a skip.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import shutil
@@ -141,6 +142,63 @@ class LiveService:
             self._server.should_exit = True
         if self._thread:
             self._thread.join(timeout=10)
+
+
+class CountingProxy:
+    """A reverse proxy over real HTTP in front of `upstream` (e.g. LiveKit), counting the
+    requests it forwards by path (`requests`); run on the test's event loop. After `stop()`
+    its port refuses connections (the upstream looks unreachable)."""
+
+    #: Headers not forwarded (hop-by-hop, or recomputed by the client).
+    SKIPPED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.requests: collections.Counter[str] = collections.Counter()
+        self._runner: Any = None
+        self._session: Any = None
+
+    async def start(self) -> CountingProxy:
+        from aiohttp import ClientSession, web
+
+        app = web.Application()
+        app.router.add_route("*", "/{path:.*}", self._forward)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        self._session = ClientSession()
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _forward(self, request: Any) -> Any:
+        from aiohttp import web
+
+        self.requests[request.path] += 1
+        headers = {
+            name: value
+            for name, value in request.headers.items()
+            if name.lower() not in self.SKIPPED_HEADERS
+        }
+        async with self._session.request(
+            request.method,
+            self.upstream + request.path_qs,
+            headers=headers,
+            data=await request.read(),
+        ) as answer:
+            body = await answer.read()
+            content_type = answer.headers.get("Content-Type", "application/octet-stream")
+            return web.Response(
+                status=answer.status, body=body, headers={"Content-Type": content_type}
+            )
 
 
 # --- PostgreSQL, service processes and signed webhooks (event store tests) -----------------
