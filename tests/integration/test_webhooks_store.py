@@ -301,7 +301,10 @@ async def test_retention_deletes_only_events_older_than_the_setting(http):
 
 
 async def test_readyz_checks_that_the_store_is_writable(app_client, livekit_server, database_url):
-    async with app_client(livekit_server.url, database_url=database_url) as client:
+    # each request probes (no cached result), so the second one shows the pool reopened
+    async with app_client(
+        livekit_server.url, database_url=database_url, readyz_cache_seconds=0
+    ) as client:
         response = await client.get("/readyz")
         assert response.status_code == 200, response.text
         assert response.json()["checks"]["event_store"] == "ok"
