@@ -103,6 +103,9 @@ def bearer_credential(authorization: str | None) -> str | None:
 class EndUserAuth(BaseModel):
     """How end-user JWTs are verified: a JWKS URL or an HS256 secret, plus iss/aud checks.
 
+    `algorithms` are those a JWKS key may verify (public-key ones only: a JWKS is public);
+    with `hs256_secret` the algorithm is HS256.
+
     `issuer` and `audience` are what a token's `iss` and `aud` must be; production refuses
     to start without them (`app.settings`). A token that carries an `aud` is refused when it
     is not `audience`, also when no audience is configured (fail closed).
@@ -121,6 +124,12 @@ class EndUserAuth(BaseModel):
     def _one_source(self) -> EndUserAuth:
         if bool(self.jwks_url) == bool(self.hs256_secret):
             raise ValueError("end_users needs exactly one of jwks_url or hs256_secret")
+        symmetric = [a for a in self.algorithms if a.upper().startswith("HS") or a == "none"]
+        if self.jwks_url and symmetric:
+            # a JWKS is public: a symmetric key in it would let anyone sign end-user tokens
+            raise ValueError(
+                "end_users.algorithms must be public-key algorithms (RS, PS, ES, EdDSA)"
+            )
         return self
 
 

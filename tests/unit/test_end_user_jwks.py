@@ -18,8 +18,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from pydantic import ValidationError
 
 import app.auth
+from app.auth import EndUserAuth
 from app.devserver import free_port
 from tests.components import LocalJWKS
 
@@ -227,3 +229,9 @@ async def test_a_key_set_that_cannot_be_read_is_401(app_client, jwks, idp, docum
     jwks.document = document
     async with app_client(UNUSED_LIVEKIT, token_policy=policy(jwks.url)) as http:
         assert_refused(await http.post("/v1/token", headers=bearer(idp.rs256())), jwks.url)
+
+
+@pytest.mark.parametrize("algorithms", [["HS256"], ["RS256", "HS512"], ["none"]])
+def test_a_jwks_policy_admits_public_key_algorithms_only(algorithms):
+    with pytest.raises(ValidationError, match="public-key algorithms"):
+        EndUserAuth(jwks_url="https://idp.example/jwks", algorithms=algorithms)
