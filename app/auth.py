@@ -271,6 +271,9 @@ def _find_key(keys: jwt.PyJWKSet, kid: str | None) -> jwt.PyJWK | None:
 
 def shown_url(url: str) -> str:
     """`url` without userinfo, query and fragment (where secrets may sit), for a log line."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket: nothing of it is shown
+        return "<a URL that cannot be parsed>"
     host = parts.netloc.rpartition("@")[2]
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
