@@ -243,9 +243,11 @@ def _header_problem(headers: list[tuple[bytes, bytes]]) -> str | None:
 
 class EarlyAuthMiddleware:
     """401 before the body is read for a route that needs a service key (its dependencies
-    include `app.deps.get_caller`) presented without a configured key, and for a route
-    that reads `Authorization` itself (LiveKit's webhooks) presented without one. The
-    route's own dependency still decides scopes (403)."""
+    include `app.deps.get_caller`) presented without a configured key, for `/v1/token`
+    (`app.deps.get_token_caller`) when its caller is not authenticated
+    (`app.deps.authenticate_token_caller`), and for a route that reads `Authorization`
+    itself (LiveKit's webhooks) presented without one. The route's own dependency still
+    decides scopes (403)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
