@@ -2,14 +2,20 @@
 
 Service keys are configured in SERVICE_KEYS and compared in constant time
 (`hmac.compare_digest` against every key, no early exit). End-user JWTs are verified
-with a JWKS URL (fetched with httpx, cached) or a shared HS256 secret; their `sub`
-becomes the participant identity on `/v1/token`.
+with a JWKS URL (fetched with httpx, read by PyJWT's `PyJWKSet`, cached, see
+`EndUserVerifier`) or a shared HS256 secret; their `sub` becomes the participant identity
+on `/v1/token`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
+import logging
+import math
 import time
+import urllib.parse
 from enum import StrEnum
 from typing import Any
 
@@ -17,7 +23,9 @@ import httpx
 import jwt
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from app.errors import Forbidden, Unauthorized, UpstreamUnavailable
+from app.errors import Forbidden, Unauthorized
+
+log = logging.getLogger(__name__)
 
 
 class Scope(StrEnum):
@@ -95,6 +103,9 @@ def bearer_credential(authorization: str | None) -> str | None:
 class EndUserAuth(BaseModel):
     """How end-user JWTs are verified: a JWKS URL or an HS256 secret, plus iss/aud checks.
 
+    `algorithms` are those a JWKS key may verify (public-key ones only: a JWKS is public);
+    with `hs256_secret` the algorithm is HS256.
+
     `issuer` and `audience` are what a token's `iss` and `aud` must be; production refuses
     to start without them (`app.settings`). A token that carries an `aud` is refused when it
     is not `audience`, also when no audience is configured (fail closed).
@@ -113,35 +124,63 @@ class EndUserAuth(BaseModel):
     def _one_source(self) -> EndUserAuth:
         if bool(self.jwks_url) == bool(self.hs256_secret):
             raise ValueError("end_users needs exactly one of jwks_url or hs256_secret")
+        symmetric = [a for a in self.algorithms if a.upper().startswith("HS") or a == "none"]
+        if self.jwks_url and symmetric:
+            # a JWKS is public: a symmetric key in it would let anyone sign end-user tokens
+            raise ValueError(
+                "end_users.algorithms must be public-key algorithms (RS, PS, ES, EdDSA)"
+            )
         return self
+
+
+#: After a failed fetch of the JWKS, for how long callers are refused at once, without
+#: another fetch (seconds): an identity provider that is down is not asked once per request.
+JWKS_RETRY_SECONDS = 5.0
+#: How soon after the last fetch the JWKS may be fetched again for a `kid` it lacks (seconds):
+#: a key the identity provider has just added is found, a made-up `kid` costs no fetch.
+UNKNOWN_KID_REFETCH_SECONDS = 60.0
 
 
 class EndUserVerifier:
     """Verifies end-user JWTs (RFC 7519) and returns their claims.
 
-    With `jwks_url` the key set (RFC 7517) is fetched over HTTP, cached for
-    `jwks_cache_seconds`, and fetched again at most once per minute for an unknown `kid`.
+    With `jwks_url` the key set (RFC 7517) is fetched with the service's httpx client and
+    read by PyJWT (`PyJWKSet`): each `PyJWK` knows its algorithm (the JWK's `alg`, else the
+    one its `kty`/`crv` implies), and PyJWT refuses a token whose header `alg` is not that
+    algorithm, or not one of `algorithms` (so no ES256 token checked with an RSA key, no
+    `none`, no HS256 token "signed" with a public key). The set is cached for
+    `jwks_cache_seconds`; it is fetched again for an unknown `kid` at most once per
+    `UNKNOWN_KID_REFETCH_SECONDS`. Fetches are single-flight (concurrent requests share the
+    one in progress), and after a failed one callers are refused for `JWKS_RETRY_SECONDS`
+    without another. The fetch's failure, with the URL (no userinfo, query or fragment), is
+    logged; the caller only learns that the token cannot be verified.
     """
 
     def __init__(self, config: EndUserAuth, http: httpx.AsyncClient) -> None:
         self.config = config
         self._http = http
-        self._jwks: jwt.PyJWKSet | None = None
-        self._fetched_at = 0.0
+        self._keys: jwt.PyJWKSet | None = None
+        self._fetched_at = -math.inf  # time.monotonic() of the last successful fetch
+        self._failed_at = -math.inf  # time.monotonic() of the last failed fetch
+        self._fetch: asyncio.Task[jwt.PyJWKSet] | None = None  # the fetch in progress
 
     async def verify(self, token: str) -> dict[str, Any]:
-        """The verified claims; raises `Unauthorized` (code `invalid_user_token`) otherwise.
+        """The verified claims; raises `Unauthorized` (401, code `invalid_user_token`)
+        otherwise, also when the JWKS cannot be fetched (the token cannot be verified).
 
         `exp` and `sub` are required, and `iss`/`aud` when an issuer/audience is configured;
         an `aud` other than ours is refused whether or not one is configured (PyJWT refuses
         a token with an `aud` when no audience is expected, RFC 7519 §4.1.3).
-        Raises `UpstreamUnavailable` when the JWKS cannot be fetched.
         """
         required = ["exp", "sub"]
         required += ["iss"] if self.config.issuer else []
         required += ["aud"] if self.config.audience else []
         try:
-            key, algorithms = await self._key_for(token)
+            key: jwt.PyJWK | str
+            if self.config.hs256_secret:
+                key, algorithms = self.config.hs256_secret.get_secret_value(), ["HS256"]
+            else:
+                key, algorithms = await self._signing_key(token), self.config.algorithms
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key=key,
@@ -158,30 +197,83 @@ class EndUserVerifier:
             )
         return claims
 
-    async def _key_for(self, token: str) -> tuple[Any, list[str]]:
-        if self.config.hs256_secret:
-            return self.config.hs256_secret.get_secret_value(), ["HS256"]
+    async def _signing_key(self, token: str) -> jwt.PyJWK:
+        """The JWK the token's `kid` names (the only key of a one-key set when it names
+        none); `jwt.PyJWTError` otherwise."""
         kid = jwt.get_unverified_header(token).get("kid")
-        jwks = await self._key_set(refresh=False)
-        if kid not in {k.key_id for k in jwks.keys} and time.monotonic() - self._fetched_at > 60:
-            jwks = await self._key_set(refresh=True)
-        for jwk in jwks.keys:
-            if jwk.key_id == kid or (kid is None and len(jwks.keys) == 1):
-                return jwk.key, self.config.algorithms
-        raise jwt.InvalidKeyError(f"no key with kid {kid!r} in the JWKS")
+        if kid is not None and not isinstance(kid, str):
+            raise jwt.InvalidTokenError("the token's kid is not a string")
+        key = _find_key(await self._key_set(), kid)
+        if key is None and time.monotonic() - self._fetched_at >= UNKNOWN_KID_REFETCH_SECONDS:
+            with contextlib.suppress(jwt.PyJWKClientConnectionError):  # still an unknown kid
+                key = _find_key(await self._key_set(refetch=True), kid)
+        if key is None:
+            shown = kid[:64] if kid else kid
+            raise jwt.InvalidKeyError(f"no signing key with kid {shown!r} in the JWKS")
+        return key
 
-    async def _key_set(self, *, refresh: bool) -> jwt.PyJWKSet:
-        stale = time.monotonic() - self._fetched_at > self.config.jwks_cache_seconds
-        if self._jwks is None or stale or refresh:
-            assert self.config.jwks_url
-            try:
-                response = await self._http.get(self.config.jwks_url)
-                response.raise_for_status()
-                self._jwks = jwt.PyJWKSet.from_dict(response.json())
-            except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
-                raise UpstreamUnavailable(
-                    f"cannot fetch the JWKS from {self.config.jwks_url}: {exc}",
-                    code="jwks_unavailable",
-                ) from exc
-            self._fetched_at = time.monotonic()
-        return self._jwks
+    async def _key_set(self, *, refetch: bool = False) -> jwt.PyJWKSet:
+        """The cached key set, fetched first when there is none, it is older than
+        `jwks_cache_seconds`, or `refetch`; joins a fetch in progress. Raises
+        `jwt.PyJWKClientConnectionError` when the fetch fails, or failed less than
+        `JWKS_RETRY_SECONDS` ago."""
+        now = time.monotonic()
+        fresh = now - self._fetched_at < self.config.jwks_cache_seconds
+        if self._keys is not None and fresh and not refetch:
+            return self._keys
+        if self._fetch is None:
+            if now - self._failed_at < JWKS_RETRY_SECONDS:
+                raise jwt.PyJWKClientConnectionError(_KEYS_UNAVAILABLE)
+            self._fetch = asyncio.create_task(self._fetch_key_set(), name="jwks-fetch")
+            self._fetch.add_done_callback(self._fetched)
+        # shielded: a request that goes away does not cancel the fetch the others wait for
+        return await asyncio.shield(self._fetch)
+
+    async def _fetch_key_set(self) -> jwt.PyJWKSet:
+        url = self.config.jwks_url
+        assert url
+        try:
+            response = await self._http.get(url)
+            response.raise_for_status()
+            document = response.json()
+            if not isinstance(document, dict):
+                raise ValueError("the JWKS is not a JSON object")
+            keys = jwt.PyJWKSet.from_dict(document)
+        except Exception as exc:  # whatever the URL answers, the keys are unavailable
+            self._failed_at = time.monotonic()
+            log.warning(
+                "cannot fetch the end users' JWKS from %s: %s%s",
+                shown_url(url),
+                exc.__class__.__name__,
+                f" {exc.response.status_code}" if isinstance(exc, httpx.HTTPStatusError) else "",
+            )
+            raise jwt.PyJWKClientConnectionError(_KEYS_UNAVAILABLE) from None
+        self._keys, self._fetched_at = keys, time.monotonic()
+        return keys
+
+    def _fetched(self, task: asyncio.Task[jwt.PyJWKSet]) -> None:
+        self._fetch = None
+        if not task.cancelled():
+            task.exception()  # retrieved: the waiters have it, no "never retrieved" warning
+
+
+_KEYS_UNAVAILABLE = "the identity provider's signing keys cannot be fetched now"
+
+
+def _find_key(keys: jwt.PyJWKSet, kid: str | None) -> jwt.PyJWK | None:
+    """The signing key (`use` absent or `sig`, RFC 7517 §4.2) of `keys` with `kid`, or the
+    only signing key when `kid` is None."""
+    signing = [k for k in keys.keys if k.public_key_use in (None, "sig")]
+    if kid is None:
+        return signing[0] if len(signing) == 1 else None
+    return next((k for k in signing if k.key_id == kid), None)
+
+
+def shown_url(url: str) -> str:
+    """`url` without userinfo, query and fragment (where secrets may sit), for a log line."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket: nothing of it is shown
+        return "<a URL that cannot be parsed>"
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))

@@ -9,7 +9,8 @@ on the event loop instead of handing each to a worker thread.
 - `CallerDep`: the service key of an `Authorization: Bearer` caller (401 otherwise);
 - `RoomsReadCaller`, `RoomsWriteCaller` ... (one per scope): a `CallerDep` that also holds
   that scope (403 naming it otherwise);
-- `TokenCallerDep`: who asks `/v1/token` for a token, rate-limited per caller;
+- `TokenCallerDep`: who asks `/v1/token` for a token, rate-limited per caller (the
+  authentication half, `authenticate_token_caller`, also runs before the body is read);
 - `IdempotencyDep`: runs a create route's operation once per `Idempotency-Key`.
 """
 
@@ -28,6 +29,7 @@ from google.protobuf.message import Message as ProtoMessage
 from limits import RateLimitItem
 from limits import parse as parse_rate
 from pydantic import BaseModel
+from starlette.types import Scope as ASGIScope
 
 from app.auth import (
     EndUserVerifier,
@@ -51,7 +53,7 @@ from app.ratelimits import RateLimiter
 from app.settings import Settings
 from app.store import Store
 from app.streams import EventFollower
-from app.tokens import Caller, CallerRule, TokenPolicy, rule_for
+from app.tokens import Caller, CallerRule, rule_for
 from schemas.bridge import to_json
 
 _bearer = HTTPBearer(auto_error=False, description="A service key, or on /v1/token an end-user JWT")
@@ -155,42 +157,73 @@ async def get_token_caller(request: Request) -> TokenCall:
     """Who asks `/v1/token`, the rule that applies and the settings, after the caller's
     rate limit.
 
-    A bearer credential is a service key (with `tokens:issue`) or an end-user JWT; none
-    is an anonymous caller, known by client address. Raises 401, 403 or 429.
+    The caller is `authenticate_token_caller`'s (401), decided once per request, before the
+    body is read (`app.middleware`); here a service key must also hold `tokens:issue`
+    (403), the policy must have a rule for the caller (403) and the rate limit must allow
+    the request (429).
 
-    The hottest route of the service: one dependency that reads the settings and the
-    `Authorization` header itself (no `SettingsDep`/`BearerDep` sub-dependencies to solve).
+    The hottest route of the service: one dependency that reads the settings itself (no
+    `SettingsDep`/`BearerDep` sub-dependencies to solve).
     """
     settings: Settings = request.app.state.settings
-    policy = settings.effective_token_policy
-    credential = bearer_credential(request.headers.get("authorization"))
-    caller = await _identify(request, settings, policy, credential)
+    caller, key = await authenticate_token_caller(request.scope)
+    if key is not None:
+        require_scope(key, Scope.TOKENS_ISSUE)
     request.state.caller = caller.rate_key
-    rule = rule_for(policy, caller)
+    rule = rule_for(settings.effective_token_policy, caller)
     await _enforce_rate_limit(request, caller, rule)
     return TokenCall(caller, rule, settings)
 
 
-async def _identify(
-    request: Request,
-    settings: Settings,
-    policy: TokenPolicy,
-    credential: str | None,
-) -> Caller:
+#: Where `authenticate_token_caller` keeps its answer: a key of the request's own ASGI
+#: scope (not of its `state`, which a server may share between requests: it holds the
+#: lifespan's state).
+_TOKEN_CALLER_SCOPE_KEY = "app.token_caller"
+
+
+async def authenticate_token_caller(scope: ASGIScope) -> tuple[Caller, ServiceKey | None]:
+    """Who asks `/v1/token` (authentication only), from the request's `Authorization`
+    header: with no bearer credential, an anonymous caller known by client address (when
+    the token policy admits anonymous callers); a configured service key (the caller and
+    the key, whatever its scopes); else an end user whose JWT `EndUserVerifier` verifies
+    (its `sub` is the identity). Raises `Unauthorized` (401) for anything else.
+
+    Decided once per request: the answer, a refusal too, is kept in the request's scope,
+    so the check `app.middleware` makes before the body is read and `get_token_caller`
+    after it share one verification.
+    """
+    known = scope.get(_TOKEN_CALLER_SCOPE_KEY)
+    if known is None:
+        try:
+            known = await _identify(scope)
+        except Unauthorized as refusal:
+            known = refusal
+        scope[_TOKEN_CALLER_SCOPE_KEY] = known
+    if isinstance(known, Unauthorized):
+        raise known
+    caller_and_key: tuple[Caller, ServiceKey | None] = known
+    return caller_and_key
+
+
+async def _identify(scope: ASGIScope) -> tuple[Caller, ServiceKey | None]:
+    app_state = scope["app"].state
+    settings: Settings = app_state.settings
+    authorization = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+    credential = bearer_credential(authorization.decode("latin-1"))
     if credential is None:
-        if policy.anonymous is None:
+        if settings.effective_token_policy.anonymous is None:
             raise Unauthorized("a service key or an end-user token is required")
-        host = request.client.host if request.client else "unknown"
-        return Caller(kind="anonymous", name=host)
+        client = scope.get("client")
+        return Caller(kind="anonymous", name=client[0] if client else "unknown"), None
     key = find_service_key(credential, settings.service_keys)
     if key is not None:
-        require_scope(key, Scope.TOKENS_ISSUE)
-        return Caller(kind="service_key", name=key.name)
-    verifier: EndUserVerifier | None = request.app.state.end_user_verifier
+        return Caller(kind="service_key", name=key.name), key
+    verifier: EndUserVerifier | None = app_state.end_user_verifier
     if verifier is None:
         raise Unauthorized("unknown service key, and no end-user JWTs are configured")
     claims = await verifier.verify(credential)
-    return Caller(kind="end_user", name=str(claims["sub"]), identity=str(claims["sub"]))
+    subject = str(claims["sub"])
+    return Caller(kind="end_user", name=subject, identity=subject), None
 
 
 async def _enforce_rate_limit(request: Request, caller: Caller, rule: CallerRule) -> None:

@@ -11,8 +11,10 @@ like `app.main`). From the outside in (Starlette's CORS middleware and its
    `MAX_HEADER_BYTES`, or all of them over `MAX_HEADER_BLOCK_BYTES` is `431`;
 3. `EarlyAuthMiddleware`: a request to a route that needs a service key, without a
    configured one, is `401` before its body is read (FastAPI reads a JSON body before it
-   runs a route's dependencies); so is a credential-less request to `/v1/token` when the
-   token policy admits no anonymous callers, and an unsigned webhook;
+   runs a route's dependencies); so is a request to `/v1/token` whose caller is not
+   authenticated (`app.deps.authenticate_token_caller`: no credential where the token
+   policy admits no anonymous callers, an unknown key, an end-user JWT that does not
+   verify), and an unsigned webhook;
 4. `BodyLimitMiddleware`: a body over `MAX_BODY_BYTES` is `413`, on the declared
    `Content-Length` before anything is read, else as soon as the bytes received pass it.
    (FastAPI's own `max_body_size` sits outside every user middleware, so it would refuse
@@ -241,9 +243,11 @@ def _header_problem(headers: list[tuple[bytes, bytes]]) -> str | None:
 
 class EarlyAuthMiddleware:
     """401 before the body is read for a route that needs a service key (its dependencies
-    include `app.deps.get_caller`) presented without a configured key, and for a route
-    that reads `Authorization` itself (LiveKit's webhooks) presented without one. The
-    route's own dependency still decides scopes (403)."""
+    include `app.deps.get_caller`) presented without a configured key, for `/v1/token`
+    (`app.deps.get_token_caller`) when its caller is not authenticated
+    (`app.deps.authenticate_token_caller`), and for a route that reads `Authorization`
+    itself (LiveKit's webhooks) presented without one. The route's own dependency still
+    decides scopes (403)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -254,13 +258,13 @@ class EarlyAuthMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            error = self._refusal(scope)
+            error = await self._refusal(scope)
             if error is not None:
                 await send_problem(scope, send, error)
                 return
         await self.app(scope, receive, send)
 
-    def _refusal(self, scope: Scope) -> Unauthorized | None:
+    async def _refusal(self, scope: Scope) -> Unauthorized | None:
         app = scope.get("app")
         if app is None:
             return None
@@ -273,25 +277,28 @@ class EarlyAuthMiddleware:
                 self._static[(scope["method"], scope["path"])] = route
         if id(route) not in self._needs:
             self._needs[id(route)] = credential_needed(route)
-        error = credential_refusal(self._needs[id(route)], scope)
+        error = await credential_refusal(self._needs[id(route)], scope)
         if error is not None:
             scope["route"] = route  # the access line and metrics name the route of a refusal
         return error
 
 
-def credential_refusal(needs: str | None, scope: Scope) -> Unauthorized | None:
+async def credential_refusal(needs: str | None, scope: Scope) -> Unauthorized | None:
     """The 401 `EarlyAuthMiddleware` answers before the body is read, for a request to a
     route whose `credential_needed` is `needs`, else None."""
     if needs is None:
         return None
+    if needs == "token_caller":  # /v1/token: the caller authenticated, whatever the body
+        from app.deps import authenticate_token_caller  # deps imports the app's services
+
+        try:
+            await authenticate_token_caller(scope)
+        except Unauthorized as refusal:
+            return refusal
+        return None
     app = scope["app"]
     authorization = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
     text = authorization.decode("latin-1")
-    if needs == "token_caller":  # /v1/token: a credential, unless anonymous callers may
-        anonymous = app.state.settings.effective_token_policy.anonymous is not None
-        if anonymous or text.strip():
-            return None
-        return Unauthorized("a service key or an end-user token is required")
     if needs == "authorization":  # LiveKit's webhooks: the signature is checked later
         if text.strip():
             return None
@@ -449,7 +456,7 @@ class DirectRoutesMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             found = self._routes.get((scope["method"], scope["path"]))
-            if found is not None and _admitted(found[1], scope):
+            if found is not None and await _admitted(found[1], scope):
                 await self._serve(found[0], scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -468,7 +475,7 @@ class DirectRoutesMiddleware:
         await response(scope, receive, send)
 
 
-def _admitted(needs: str | None, scope: Scope) -> bool:
+async def _admitted(needs: str | None, scope: Scope) -> bool:
     """True when the admission layers would pass the request on unchanged: header fields
     within limits, a body framed by a `Content-Length` of at most `MAX_BODY_BYTES`, and no
     early 401 for a route whose `credential_needed` is `needs`."""
@@ -479,7 +486,7 @@ def _admitted(needs: str | None, scope: Scope) -> bool:
         and not chunked
         and int(declared) <= MAX_BODY_BYTES
         and _header_problem(headers) is None
-        and credential_refusal(needs, scope) is None
+        and await credential_refusal(needs, scope) is None
     )
 
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import fnmatch
 import functools
-import glob
 import secrets
 import time
 from dataclasses import dataclass
@@ -35,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from app.auth import EndUserAuth
 from app.errors import Forbidden, InvalidInput
 from app.jsonbytes import compact_json
+from app.room_patterns import RoomPattern, room_allowed
 from schemas.bridge import to_proto
 from schemas.tokens import (
     IssueTokenRequest,
@@ -58,8 +57,11 @@ class TrackSource(StrEnum):
 class CallerRule(BaseModel):
     """What one kind of caller may mint on `/v1/token`.
 
-    `rooms` are shell-style patterns (`fnmatch`) where `{identity}` stands for the
-    participant identity; `agents` are agent names that may be dispatched (`*` = any);
+    `rooms` are shell-style patterns (`fnmatch`) where `{identity}` stands for exactly the
+    participant identity: a room name is read once against a pattern, `{identity}` taking
+    the longest part it can, so under `user-{identity}-*` the room `user-alice-bob-x` is
+    `alice-bob`'s, never `alice`'s (`app.room_patterns`; a wildcard right next to
+    `{identity}` is refused); `agents` are agent names that may be dispatched (`*` = any);
     `ttl_seconds` is the token lifetime; `rate_limit` is a `limits` expression per caller
     (e.g. `"30/minute"`). `allow_room_config` lets the caller set `room_config` fields other
     than `agents`; `room_config.egress` (recording: it costs and it publishes the room's
@@ -68,7 +70,7 @@ class CallerRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    rooms: list[str] = ["*"]
+    rooms: list[RoomPattern] = ["*"]
     can_publish: bool = True
     can_subscribe: bool = True
     can_publish_data: bool = True
@@ -90,7 +92,7 @@ class EndUserRule(CallerRule):
     default: an identity provider's users get only the rooms the operator names, e.g.
     `["user-{identity}-*"]`), and the identity is the token's `sub`."""
 
-    rooms: list[str] = Field(min_length=1)
+    rooms: list[RoomPattern] = Field(min_length=1)
     allow_identity: bool = False
 
 
@@ -187,7 +189,7 @@ def mint_participant_token(
     _refuse_disallowed_fields(request, caller, rule)
     identity = caller.identity or request.participant_identity or _random_name("user")
     room = request.room_name or _default_room(rule, identity)
-    if not _room_allowed(room, identity, rule.rooms):
+    if not room_allowed(room, identity, rule.rooms):
         raise Forbidden(f"room {room!r} is not allowed for this caller", code="room_not_allowed")
     token = SignedAccessToken(api_key, api_secret)
     token.with_identity(identity).with_ttl(dt.timedelta(seconds=rule.ttl_seconds)).with_grants(
@@ -487,17 +489,6 @@ def _join_grants(room: str, rule: CallerRule) -> api.VideoGrants:
         can_publish_sources=sources if rule.can_publish else None,
         can_update_own_metadata=rule.can_update_own_metadata or None,
     )
-
-
-def _room_allowed(room: str, identity: str, patterns: list[str]) -> bool:
-    return any(fnmatch.fnmatchcase(room, _with_identity(p, identity)) for p in patterns)
-
-
-def _with_identity(pattern: str, identity: str) -> str:
-    """`pattern` with `{identity}` replaced by `identity`, its wildcards escaped."""
-    if "{identity}" not in pattern:
-        return pattern
-    return pattern.replace("{identity}", glob.escape(identity))
 
 
 def _default_room(rule: CallerRule, identity: str) -> str:

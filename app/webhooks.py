@@ -284,11 +284,12 @@ async def receive_webhook(
     """Verify, parse and durably store one webhook; returns after the commit.
 
     A repeated event `id` (also one being stored at the same moment by another replica)
-    stores nothing and answers `duplicate: true`. Raises 415 (content type), 401 (see
-    `verify_signature`), 400 (see `parse_event`), 503 (the store failed: LiveKit retries).
+    stores nothing and answers `duplicate: true`. Raises 401 (see `verify_signature`: the
+    sender is decided first, whatever the body), 415 (content type), 400 (see
+    `parse_event`), 503 (the store failed: LiveKit retries).
     """
-    check_content_type(content_type)
     key = verify_signature(body, authorization, keyring)
+    check_content_type(content_type)
     event, columns = parse_event(body)
     with database_errors():
         stored = await store.insert_event(columns)

@@ -35,8 +35,9 @@ _PARTICIPANT_TOKEN_BODY: TypeAdapter[ParticipantTokenRequest | None] = TypeAdapt
 async def participant_token_arguments(request: Request) -> dict[str, Any]:
     """`issue_participant_token`'s arguments, resolved as FastAPI would (see
     `routers.direct`): the body read as FastAPI reads it (400 for a body that is not JSON),
-    then the caller (`get_token_caller`: 401, 403, 429); a JSON body that is invalid is
-    refused after the caller (422), as FastAPI orders them."""
+    then the caller (`get_token_caller`: 403, 429); a JSON body that is invalid is refused
+    after the caller (422), as FastAPI orders them. A caller that is not authenticated is
+    refused (401) before the body is read, by `app.middleware` on either way."""
     body, invalid = await read_json_body(request, _PARTICIPANT_TOKEN_BODY)
     call = await dependency(request, get_token_caller)
     if invalid is not None:

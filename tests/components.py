@@ -201,6 +201,57 @@ class CountingProxy:
             )
 
 
+class LocalJWKS:
+    """An identity provider's JWKS endpoint (RFC 7517) over real HTTP on a free loopback
+    port, in a thread: `GET /jwks` (at `url`) answers `status` with `document` as JSON
+    (200 and {"keys": []} at first) and counts the requests in `fetches`. While `gate` is
+    clear each answer waits for it (set at first): a test holds a fetch open with
+    `gate.clear()` and lets it finish with `gate.set()`; `requested` is set by the first
+    request that arrives."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        self.document: dict[str, Any] = {"keys": []}
+        self.status = 200
+        self.fetches = 0
+        self.gate = threading.Event()
+        self.gate.set()
+        self.requested = threading.Event()
+        jwks = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                import json
+
+                jwks.fetches += 1
+                jwks.requested.set()
+                jwks.gate.wait(timeout=30)
+                body = json.dumps(jwks.document).encode()
+                self.send_response(jwks.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/jwks"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> LocalJWKS:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.gate.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+
 # --- PostgreSQL, service processes and signed webhooks (event store tests) -----------------
 
 

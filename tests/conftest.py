@@ -28,7 +28,7 @@ from app.devserver import LocalLiveKit
 from app.logs import configure_logging
 from app.main import create_app
 from app.settings import Settings
-from tests.components import LiveService, LocalPostgres, LocalRedis, LocalTestServer
+from tests.components import LiveService, LocalJWKS, LocalPostgres, LocalRedis, LocalTestServer
 
 API_KEY = "APItestkey"
 API_SECRET = secrets.token_urlsafe(32)
@@ -156,6 +156,14 @@ def app_client(
                 yield http
 
     return open_client
+
+
+@pytest.fixture
+def local_jwks() -> Iterator[LocalJWKS]:
+    """An identity provider's JWKS endpoint over real HTTP (`LocalJWKS`), for one test."""
+    server = LocalJWKS().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -132,6 +132,76 @@ async def test_an_unsigned_webhook_is_401_whatever_its_body(http):
     assert_problem(response, 401, "webhook_signature_invalid")
 
 
+#: Bodies a caller that is not authenticated may send with its credential: whatever they
+#: are (not JSON, wrong types, a field over its limit, a large body within 1 MiB), the answer
+#: is 401, on the direct way (a body framed by Content-Length) and the usual one (chunked).
+UNAUTHENTICATED_BODIES = {
+    "malformed": b'{"room_name":',
+    "wrong-types": b'{"room_name":5,"participant_attributes":[1]}',
+    "oversize-field": json.dumps({"room_name": "r" * 300}).encode(),
+    "large": b"{" + b" " * (MAX_BODY_BYTES - 2) + b"}",
+}
+
+
+async def chunked(body: bytes) -> AsyncIterator[bytes]:
+    """`body` sent chunked (`Transfer-Encoding: chunked`): such a request goes the usual
+    way, not the direct one (`app.middleware.DirectRoutesMiddleware`)."""
+    for start in range(0, len(body), 64 * 1024):
+        yield body[start : start + 64 * 1024]
+
+
+async def assert_401_whatever_the_body(
+    http: httpx.AsyncClient, path: str, headers: dict[str, str], code: str
+) -> None:
+    for name, body in UNAUTHENTICATED_BODIES.items():
+        for content in (body, chunked(body)):
+            response = await http.post(
+                path, content=content, headers={**headers, "content-type": "application/json"}
+            )
+            framing = "chunked" if "transfer-encoding" in response.request.headers else "length"
+            assert response.status_code == 401, (name, framing, response.text)
+            assert_problem(response, 401, code)
+            assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_an_unknown_credential_is_401_whatever_the_body_on_every_way(http):
+    garbage = {"Authorization": "Bearer garbage"}
+    await assert_401_whatever_the_body(http, "/v1/token", garbage, "unauthorized")
+    await assert_401_whatever_the_body(http, "/v1/rooms", garbage, "invalid_service_key")
+
+
+async def test_an_end_user_token_that_does_not_verify_is_401_whatever_the_body(
+    tmp_path, local_jwks
+):
+    from tests.unit.test_end_user_jwks import IdentityProvider
+
+    idp = IdentityProvider()
+    local_jwks.document = idp.jwks()
+    jwks_policy = {"end_users": {"jwks_url": local_jwks.url, "rule": {"rooms": ["*"]}}}
+    with serving(UNUSED_LIVEKIT, tmp_path, token_policy=jwks_policy) as service:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
+            for token in (idp.es256(kid="rsa-1"), idp.hs256_with_rsa_public_key(), "garbage"):
+                headers = {"Authorization": f"Bearer {token}"}
+                await assert_401_whatever_the_body(http, "/v1/token", headers, "invalid_user_token")
+            # the same caller with a valid token is served (and its body read)
+            valid = {"Authorization": f"Bearer {idp.rs256()}", "content-type": "application/json"}
+            response = await http.post("/v1/token", content=b'{"room_name":', headers=valid)
+            assert_problem(response, 400, "malformed_json")
+
+
+async def test_a_webhook_with_a_bad_signature_is_401_whatever_the_body(http):
+    for body in (b"{not json", b'{"event": 5}', webhook_body("EV_bad")):
+        token = signed_webhook(body, api_key=API_KEY, api_secret="not-the-secret" * 3)
+        for content_type in ("application/webhook+json", "text/plain"):
+            for content in (body, chunked(body)):
+                response = await http.post(
+                    "/v1/webhooks/livekit",
+                    content=content,
+                    headers={"Authorization": token, "content-type": content_type},
+                )
+                assert_problem(response, 401, "webhook_signature_invalid")
+
+
 # --- headers -------------------------------------------------------------------------------
 
 
