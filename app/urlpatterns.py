@@ -8,21 +8,21 @@ never as strings:
     pattern = scheme "://" host [":" port] [path]
 
 - `scheme`: compared exactly (scheme names are case-insensitive, RFC 3986 3.1).
-- `host`: a DNS name, compared exactly and case-insensitively (`app.example.com`); or
-  `*.` and a DNS name, for any name one or more labels below it (`*.example.com` admits
-  `a.example.com` and `a.b.example.com`, not `example.com` itself: list it as well); or an
-  IP address (`10.0.0.5`, `[fd00::5]`), for that address only; or `*` alone, for any DNS
-  name or public IP address.
+- `host`: a DNS name in ASCII (an IDN in its `xn--` form), compared exactly and
+  case-insensitively (`app.example.com`); or `*.` and a DNS name, for any name one or more
+  labels below it (`*.example.com` admits `a.example.com` and `a.b.example.com`, not
+  `example.com` itself: list it as well); or an IP address (`10.0.0.5`, `[fd00::5]`), for
+  that address only; or `*` alone, for any DNS name or public IP address.
 - `port`: a number, or `*` for any port. Omitted, it is the scheme's default port
   (`DEFAULT_PORTS`: http 80, https 443, ws 80, wss 443, rtmp 1935, rtmps 443, socks5
   1080), and a URL matches when its own port (given, or its scheme's default) is that one:
   `https://a.example.com` admits `https://a.example.com:443/`. A scheme with no default
   port (`srt` ...) must give its port, or `*`.
 - `path`: a path prefix, compared segment by segment and case-sensitively: `/rec` admits
-  `/rec` and `/rec/x`, not `/recx`; `/rec/` admits only what is below `/rec/`. A trailing
-  `/*` means the same as `/` (`https://app.example.com/*` admits every path of that host).
-  Omitted, or `/`: any path. When a pattern has a path prefix, a URL whose path has a `.`
-  or `..` segment (percent-encoded or not) does not match it.
+  `/rec` and `/rec/x`, not `/recx`; `/rec/` admits only what is below `/rec/`. A `*`
+  after the last `/` is dropped (`/rec/*` is `/rec/`; `https://app.example.com/*` admits
+  every path of that host). Omitted, or `/`: any path. When a pattern has a path prefix,
+  a URL whose path has a `.` or `..` segment (percent-encoded or not) does not match it.
 
 No other wildcard, no userinfo, no query and no fragment in a pattern.
 

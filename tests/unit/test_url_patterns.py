@@ -312,7 +312,7 @@ def oracle(url: str, rules: list[Pattern]) -> bool:
     return bool(matching)
 
 
-@settings(max_examples=3000, deadline=None, derandomize=True)
+@settings(max_examples=1000, deadline=None, derandomize=True)
 @given(rules=st.lists(patterns(), max_size=3), data=st.data())
 def test_the_matcher_agrees_with_urlsplit(rules, data):
     built = [near(rule) for rule in rules]
