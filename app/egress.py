@@ -16,7 +16,8 @@ egress v1.8.6) answers, measured:
 So a start with no worker answers at the service's deadline (LIVEKIT_TIMEOUT_SECONDS,
 504 `livekit_timeout`) with a detail saying no egress worker took it, not after LiveKit's
 own wait. The `EgressInfo` LiveKit returns echoes the request, upload credentials included:
-the bridge's `to_json` drops them (`schemas.bridge.SECRET_FIELDS`).
+the bridge's `to_json` drops them (`schemas.bridge.SECRET_FIELDS`). Every request's URLs
+and paths pass `app.media.check_media` (MEDIA_URL_ALLOW) before LiveKit sees them.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from livekit import api
 
 from app.errors import UpstreamTimeout
 from app.livekit import LiveKit, one_with_id
-from app.media import check_media_url
+from app.media import check_media
 from app.rooms import ROOM_NOT_FOUND
+from app.urlpatterns import UrlAllowList
 from schemas.bridge import to_proto
 from schemas.egress import (
     StartParticipantEgress,
@@ -56,42 +58,51 @@ async def _start(lk: LiveKit, call: Callable[[], Awaitable[T]], not_found_code: 
 
 
 async def start_room_composite(
-    lk: LiveKit, body: StartRoomCompositeEgress, url_allow: list[str]
+    lk: LiveKit, body: StartRoomCompositeEgress, media_allow: UrlAllowList
 ) -> api.EgressInfo:
     """StartRoomCompositeEgress: the room mixed by the egress worker's browser (LiveKit's
-    layout template, or `custom_base_url`, checked against `url_allow`). Returns the
-    `EgressInfo` (`EGRESS_STARTING`). 404 `room_not_found`, 403 `media_url_not_allowed`."""
-    check_media_url(body.custom_base_url, url_allow, "custom_base_url")
+    layout template, or `custom_base_url`). Returns the `EgressInfo` (`EGRESS_STARTING`).
+    404 `room_not_found`; 422 / 403 `media_url_not_allowed` from `check_media`."""
     request = to_proto(body, api.RoomCompositeEgressRequest)
+    check_media(request, media_allow)
     return await _start(lk, lambda: lk.egress.start_room_composite_egress(request), ROOM_NOT_FOUND)
 
 
-async def start_web(lk: LiveKit, body: StartWebEgress, url_allow: list[str]) -> api.EgressInfo:
-    """StartWebEgress: the page at `url` (checked against `url_allow`: 403
-    `media_url_not_allowed`) recorded by the egress worker's browser. Returns `EgressInfo`."""
-    check_media_url(body.url, url_allow, "url")
+async def start_web(lk: LiveKit, body: StartWebEgress, media_allow: UrlAllowList) -> api.EgressInfo:
+    """StartWebEgress: the page at `url` recorded by the egress worker's browser. Returns
+    `EgressInfo`; 422 / 403 `media_url_not_allowed` from `check_media`."""
     request = to_proto(body, api.WebEgressRequest)
+    check_media(request, media_allow)
     return await _start(lk, lambda: lk.egress.start_web_egress(request), EGRESS_NOT_FOUND)
 
 
-async def start_participant(lk: LiveKit, body: StartParticipantEgress) -> api.EgressInfo:
+async def start_participant(
+    lk: LiveKit, body: StartParticipantEgress, media_allow: UrlAllowList
+) -> api.EgressInfo:
     """StartParticipantEgress: one participant's camera (or screen share) and microphone.
-    Returns the `EgressInfo`; 404 `room_not_found`."""
+    Returns the `EgressInfo`; 404 `room_not_found`; 422 / 403 from `check_media`."""
     request = to_proto(body, api.ParticipantEgressRequest)
+    check_media(request, media_allow)
     return await _start(lk, lambda: lk.egress.start_participant_egress(request), ROOM_NOT_FOUND)
 
 
-async def start_track_composite(lk: LiveKit, body: StartTrackCompositeEgress) -> api.EgressInfo:
+async def start_track_composite(
+    lk: LiveKit, body: StartTrackCompositeEgress, media_allow: UrlAllowList
+) -> api.EgressInfo:
     """StartTrackCompositeEgress: one audio and/or one video track, muxed. Returns the
-    `EgressInfo`; 404 `room_not_found`."""
+    `EgressInfo`; 404 `room_not_found`; 422 / 403 from `check_media`."""
     request = to_proto(body, api.TrackCompositeEgressRequest)
+    check_media(request, media_allow)
     return await _start(lk, lambda: lk.egress.start_track_composite_egress(request), ROOM_NOT_FOUND)
 
 
-async def start_track(lk: LiveKit, body: StartTrackEgress) -> api.EgressInfo:
+async def start_track(
+    lk: LiveKit, body: StartTrackEgress, media_allow: UrlAllowList
+) -> api.EgressInfo:
     """StartTrackEgress: one track as published (no transcoding) to a file or a WebSocket.
-    Returns the `EgressInfo`; 404 `room_not_found`."""
+    Returns the `EgressInfo`; 404 `room_not_found`; 422 / 403 from `check_media`."""
     request = to_proto(body, api.TrackEgressRequest)
+    check_media(request, media_allow)
     return await _start(lk, lambda: lk.egress.start_track_egress(request), ROOM_NOT_FOUND)
 
 
@@ -134,15 +145,20 @@ async def update_layout(lk: LiveKit, egress_id: str, layout: str) -> api.EgressI
 
 
 async def update_stream(
-    lk: LiveKit, egress_id: str, add_output_urls: list[str], remove_output_urls: list[str]
+    lk: LiveKit,
+    egress_id: str,
+    add_output_urls: list[str],
+    remove_output_urls: list[str],
+    media_allow: UrlAllowList,
 ) -> api.EgressInfo:
     """UpdateStream: add and remove stream outputs of an active egress: the `EgressInfo`;
-    404 `egress_not_found`."""
+    404 `egress_not_found`; 422 / 403 for an added URL, from `check_media`."""
     request = api.UpdateStreamRequest(
         egress_id=egress_id,
         add_output_urls=add_output_urls,
         remove_output_urls=remove_output_urls,
     )
+    check_media(request, media_allow)
     return await lk.run(lk.egress.update_stream(request), not_found_code=EGRESS_NOT_FOUND)
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 from livekit import api
 
 from app.livekit import LiveKit, one_with_id
-from app.media import check_media_url
+from app.media import check_media
+from app.urlpatterns import UrlAllowList
 from schemas.bridge import to_proto
 from schemas.ingress import CreateIngressRequest, UpdateIngressBody
 
@@ -21,13 +22,13 @@ INGRESS_NOT_FOUND = "ingress_not_found"
 
 
 async def create_ingress(
-    lk: LiveKit, body: CreateIngressRequest, url_allow: list[str]
+    lk: LiveKit, body: CreateIngressRequest, media_allow: UrlAllowList
 ) -> api.IngressInfo:
     """CreateIngress: the `IngressInfo` with the `url` and `stream_key` to push to (RTMP,
-    WHIP), or the ingress pulling `url` (URL_INPUT; checked against `url_allow`: 403
-    `media_url_not_allowed`)."""
-    check_media_url(body.source_url, url_allow, "url")
+    WHIP), or the ingress pulling `url` (URL_INPUT; 422 / 403 `media_url_not_allowed` from
+    `app.media.check_media`)."""
     request = to_proto(body, api.CreateIngressRequest)
+    check_media(request, media_allow)
     return await lk.run(lk.ingress.create_ingress(request), not_found_code=INGRESS_NOT_FOUND)
 
 

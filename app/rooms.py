@@ -27,6 +27,8 @@ from livekit import api
 from app.auth import Scope, ServiceKey, require_scope
 from app.errors import InvalidInput, NotFound, UpstreamError, UpstreamUnavailable
 from app.livekit import LiveKit
+from app.media import check_media
+from app.urlpatterns import UrlAllowList
 from schemas.bridge import to_proto
 from schemas.rooms import (
     CreateRoomRequest,
@@ -55,12 +57,16 @@ def participant_not_found(room: str, identity: str) -> NotFound:
 # Rooms
 
 
-async def create_room(lk: LiveKit, body: CreateRoomRequest, caller: ServiceKey) -> api.Room:
+async def create_room(
+    lk: LiveKit, body: CreateRoomRequest, caller: ServiceKey, media_allow: UrlAllowList
+) -> api.Room:
     """CreateRoom with every `CreateRoomRequest` field the caller gave (incl. `agents`,
     whose dispatches LiveKit creates with the room). Returns the `Room`.
 
     Scopes reach nested fields: `agents` also needs `dispatch:write` and `egress` also
-    `egress:write` (403 `missing_scope` before LiveKit is called).
+    `egress:write` (403 `missing_scope` before LiveKit is called). The egress LiveKit
+    starts with the room passes `app.media.check_media` against `media_allow` (422, 403
+    `media_url_not_allowed`), as on the egress routes: no room is created then.
 
     LiveKit's CreateRoom also answers for a room that already exists: it returns that room
     unchanged. An unknown `room_preset` is 422 (LiveKit `invalid_argument`), and so is a
@@ -71,6 +77,7 @@ async def create_room(lk: LiveKit, body: CreateRoomRequest, caller: ServiceKey) 
     if body.egress is not None:
         require_scope(caller, Scope.EGRESS_WRITE)
     request = to_proto(body, api.CreateRoomRequest)
+    check_media(request, media_allow)
     try:
         return await lk.run(lk.room.create_room(request))
     except UpstreamError as exc:

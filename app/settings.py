@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -27,6 +34,7 @@ from sqlalchemy.exc import ArgumentError
 from app.auth import ServiceKey
 from app.ratelimits import Strategy
 from app.tokens import TokenPolicy, default_development_policy
+from app.urlpatterns import UrlAllowList
 
 #: LiveKit's documented development key pair (`livekit-server --dev`).
 DEV_API_KEY = "devkey"
@@ -83,6 +91,7 @@ class Settings(BaseSettings):
     stream_max_per_key: int = Field(default=5, ge=1)
     idempotency_ttl_seconds: int = Field(default=24 * 3600, gt=0)
     media_url_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    _media_url_allow_list: UrlAllowList = PrivateAttr(default_factory=UrlAllowList)
     host: str = "127.0.0.1"
     port: int = 8000
     #: Proxies whose `X-Forwarded-For`/`-Proto` are believed (comma-separated addresses or
@@ -117,7 +126,7 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_comma_list(cls, value: Any, info: ValidationInfo) -> Any:
         """`a,b` -> `["a", "b"]`, blank entries dropped: CORS origins (`https://a.example`,
-        `*`; a trailing `/` dropped) or MEDIA_URL_ALLOW patterns (see `app.media`)."""
+        `*`; a trailing `/` dropped) or MEDIA_URL_ALLOW patterns (see `app.urlpatterns`)."""
         if isinstance(value, str):
             parts = [part.strip() for part in value.split(",") if part.strip()]
             if info.field_name == "cors_allow_origins":
@@ -155,6 +164,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return yaml.safe_load(value) if value.strip() else None  # YAML is a superset of JSON
         return value
+
+    @model_validator(mode="after")
+    def _parse_media_url_allow(self) -> Settings:
+        """MEDIA_URL_ALLOW's patterns, parsed once (`app.urlpatterns`); an invalid one is a
+        settings error naming it."""
+        self._media_url_allow_list = UrlAllowList.parse(self.media_url_allow)
+        return self
 
     @model_validator(mode="after")
     def _check_environment(self) -> Settings:
@@ -239,6 +255,11 @@ class Settings(BaseSettings):
             if key != self.api_key
         }
         return {self.api_key: self.api_secret, **extra}
+
+    @property
+    def media_url_allow_list(self) -> UrlAllowList:
+        """MEDIA_URL_ALLOW as parsed at load: what LiveKit's workers may be sent to."""
+        return self._media_url_allow_list
 
     @property
     def effective_cors_origins(self) -> list[str]:

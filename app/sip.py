@@ -36,7 +36,9 @@ from livekit import api
 
 from app.errors import AppError, NotFound, UpstreamTimeout
 from app.livekit import LiveKit
+from app.media import check_media
 from app.rooms import PARTICIPANT_NOT_FOUND
+from app.urlpatterns import UrlAllowList
 from schemas.bridge import to_proto
 
 log = logging.getLogger(__name__)
@@ -139,10 +141,15 @@ DISPATCH_RULES: Resource[api.SIPDispatchRuleInfo] = Resource(
 # Trunks and dispatch rules
 
 
-async def create(lk: LiveKit, resource: Resource[Info], fields: Any) -> Info:
+async def create(
+    lk: LiveKit, resource: Resource[Info], fields: Any, media_allow: UrlAllowList
+) -> Info:
     """Create…: `fields` (a validated model or a dict of `resource.info` proto fields)
-    becomes the new resource, returned with its id. 422 for what LiveKit refuses."""
+    becomes the new resource, returned with its id. 422 for what LiveKit refuses; what it
+    describes for LiveKit's workers (a dispatch rule's `room_config.egress`) passes
+    `app.media.check_media` against `media_allow` first (422, 403 `media_url_not_allowed`)."""
     info = to_proto(fields, resource.info)
+    check_media(info, media_allow)
     created = await lk.run(resource.create(lk, info))
     log.info("created SIP %s %s", resource.what, resource.id_of(created))
     return created
@@ -181,18 +188,25 @@ async def get(lk: LiveKit, resource: Resource[Info], resource_id: str) -> Info:
     return found[0]
 
 
-async def update(lk: LiveKit, resource: Resource[Info], resource_id: str, fields: Any) -> Info:
+async def update(
+    lk: LiveKit, resource: Resource[Info], resource_id: str, fields: Any, media_allow: UrlAllowList
+) -> Info:
     """Update…Request `update`: only the fields in `fields` (a validated model of LiveKit's
     `…Update`, `resource.update_type`) change; list fields follow LiveKit's `ListUpdate`.
-    Returns the resource as it is now; 404 when absent."""
+    Returns the resource as it is now; 404 when absent; checked as `create` checks."""
     change = to_proto(fields, resource.update_type)
+    check_media(change, media_allow)
     return await _update(lk, resource, resource_id, update=change)
 
 
-async def replace(lk: LiveKit, resource: Resource[Info], resource_id: str, fields: Any) -> Info:
+async def replace(
+    lk: LiveKit, resource: Resource[Info], resource_id: str, fields: Any, media_allow: UrlAllowList
+) -> Info:
     """Update…Request `replace`: the resource becomes `fields` (what is not given is reset),
-    keeping its id. Returns it; 404 when absent."""
-    return await _update(lk, resource, resource_id, replace=to_proto(fields, resource.info))
+    keeping its id. Returns it; 404 when absent; checked as `create` checks."""
+    info = to_proto(fields, resource.info)
+    check_media(info, media_allow)
+    return await _update(lk, resource, resource_id, replace=info)
 
 
 async def _update(lk: LiveKit, resource: Resource[Info], resource_id: str, **action: Any) -> Info:

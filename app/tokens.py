@@ -33,7 +33,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from app.auth import EndUserAuth
 from app.errors import Forbidden, InvalidInput
 from app.jsonbytes import compact_json
+from app.media import check_media
 from app.room_patterns import RoomPattern, room_allowed
+from app.urlpatterns import ANY_URL, UrlAllowList
 from schemas.bridge import to_proto
 from schemas.tokens import (
     IssueTokenRequest,
@@ -179,12 +181,16 @@ def mint_participant_token(
     *,
     api_key: str,
     api_secret: str,
+    media_allow: UrlAllowList = ANY_URL,
 ) -> IssuedToken:
     """Mint a room-join token for `request`, as far as `rule` allows.
 
     Raises `Forbidden` (`field_not_allowed`, `room_not_allowed`, `agent_not_allowed`)
     for anything the rule does not allow, and `InvalidInput` for a room_config whose
-    `name` differs from the room.
+    `name` differs from the room. The egress a `room_config` describes (LiveKit starts it
+    when the token creates the room) passes `app.media.check_media` against `media_allow`
+    (MEDIA_URL_ALLOW; the default admits any URL): 422 for a bad scheme or a `..` path,
+    403 `media_url_not_allowed`.
     """
     _refuse_disallowed_fields(request, caller, rule)
     identity = caller.identity or request.participant_identity or _random_name("user")
@@ -201,19 +207,25 @@ def mint_participant_token(
         request.participant_metadata,
         request.participant_attributes,
     )
-    room_config = _room_config(request, room, rule)
+    room_config = _room_config(request, room, rule, media_allow)
     if room_config is not None:
         token.with_room_config(room_config)
     return _issued(token, identity, request.participant_name or "", room)
 
 
 def mint_token(
-    request: IssueTokenRequest, *, api_key: str, api_secret: str, max_ttl_seconds: int
+    request: IssueTokenRequest,
+    *,
+    api_key: str,
+    api_secret: str,
+    max_ttl_seconds: int,
+    media_allow: UrlAllowList = ANY_URL,
 ) -> IssuedToken:
     """Mint a token with exactly the grants in `request` (trusted `/v1/tokens` callers).
 
     Raises `InvalidInput` for a TTL above `max_ttl_seconds`, or a room-join grant without
-    an identity and a room (LiveKit refuses such tokens).
+    an identity and a room (LiveKit refuses such tokens); a `room_config` passes
+    `app.media.check_media` against `media_allow` (422, 403 `media_url_not_allowed`).
     """
     ttl = request.ttl_seconds or DEFAULT_TTL_SECONDS
     if ttl > max_ttl_seconds:
@@ -236,7 +248,9 @@ def mint_token(
     if request.room_preset:
         token.with_room_preset(request.room_preset)
     if request.room_config:
-        token.with_room_config(to_proto(request.room_config, api.RoomConfiguration))
+        room_config = to_proto(request.room_config, api.RoomConfiguration)
+        check_media(room_config, media_allow, at="room_config")
+        token.with_room_config(room_config)
     room = video.room if video and video.room else ""
     return _issued(token, request.identity or "", request.name or "", room)
 
@@ -452,7 +466,7 @@ def _refuse_disallowed_fields(
 
 
 def _room_config(
-    request: ParticipantTokenRequest, room: str, rule: CallerRule
+    request: ParticipantTokenRequest, room: str, rule: CallerRule, media_allow: UrlAllowList
 ) -> api.RoomConfiguration | None:
     config = request.room_config
     if config is None:
@@ -475,6 +489,7 @@ def _room_config(
     message = to_proto(config, api.RoomConfiguration)
     if message.name and message.name != room:
         raise InvalidInput("room_config.name must equal room_name when both are given")
+    check_media(message, media_allow, at="room_config")
     return message if message.ByteSize() else None
 
 

@@ -57,7 +57,7 @@ async def start_room_composite_egress(
     """StartRoomCompositeEgress: the room's participants composed by a layout (or the page at
     `custom_base_url`) to files, streams, segments or images. A retry with the same
     `Idempotency-Key` and body gets the first response, not a second egress."""
-    allow = settings.media_url_allow
+    allow = settings.media_url_allow_list
     return await idempotent.run(lambda: egress.start_room_composite(lk, body, allow))
 
 
@@ -70,39 +70,52 @@ async def start_web_egress(
     idempotent: IdempotencyDep,
 ) -> Response:
     """StartWebEgress: the page at `url` (http(s); within MEDIA_URL_ALLOW when set, 403
-    otherwise) recorded or streamed. Idempotent with an `Idempotency-Key`."""
-    allow = settings.media_url_allow
+    otherwise, as every URL a start body gives) recorded or streamed. Idempotent with an
+    `Idempotency-Key`."""
+    allow = settings.media_url_allow_list
     return await idempotent.run(lambda: egress.start_web(lk, body, allow))
 
 
 @router.post("/egress/participant", operation_id="start_participant_egress", **START)
 async def start_participant_egress(
-    body: StartParticipantEgress, lk: LiveKitDep, _: EgressWriteCaller, idempotent: IdempotencyDep
+    body: StartParticipantEgress,
+    lk: LiveKitDep,
+    settings: SettingsDep,
+    _: EgressWriteCaller,
+    idempotent: IdempotencyDep,
 ) -> Response:
     """StartParticipantEgress: a participant's camera (or screen share) and microphone.
     Idempotent with an `Idempotency-Key`."""
-    return await idempotent.run(lambda: egress.start_participant(lk, body))
+    allow = settings.media_url_allow_list
+    return await idempotent.run(lambda: egress.start_participant(lk, body, allow))
 
 
 @router.post("/egress/track-composite", operation_id="start_track_composite_egress", **START)
 async def start_track_composite_egress(
     body: StartTrackCompositeEgress,
     lk: LiveKitDep,
+    settings: SettingsDep,
     _: EgressWriteCaller,
     idempotent: IdempotencyDep,
 ) -> Response:
     """StartTrackCompositeEgress: one audio and/or one video track, muxed. Idempotent with
     an `Idempotency-Key`."""
-    return await idempotent.run(lambda: egress.start_track_composite(lk, body))
+    allow = settings.media_url_allow_list
+    return await idempotent.run(lambda: egress.start_track_composite(lk, body, allow))
 
 
 @router.post("/egress/track", operation_id="start_track_egress", **START)
 async def start_track_egress(
-    body: StartTrackEgress, lk: LiveKitDep, _: EgressWriteCaller, idempotent: IdempotencyDep
+    body: StartTrackEgress,
+    lk: LiveKitDep,
+    settings: SettingsDep,
+    _: EgressWriteCaller,
+    idempotent: IdempotencyDep,
 ) -> Response:
     """StartTrackEgress: one track as published, to a file or a WebSocket. Idempotent with
     an `Idempotency-Key`."""
-    return await idempotent.run(lambda: egress.start_track(lk, body))
+    allow = settings.media_url_allow_list
+    return await idempotent.run(lambda: egress.start_track(lk, body, allow))
 
 
 @router.get(
@@ -144,10 +157,21 @@ async def update_layout(
 
 @router.patch("/egress/{egress_id}/stream", operation_id="update_egress_stream", **ONE)
 async def update_stream(
-    egress_id: EgressId, body: UpdateStreamBody, lk: LiveKitDep, _: EgressWriteCaller
+    egress_id: EgressId,
+    body: UpdateStreamBody,
+    lk: LiveKitDep,
+    settings: SettingsDep,
+    _: EgressWriteCaller,
 ) -> dict[str, Any]:
-    """UpdateStream: add and remove stream output URLs of an active egress."""
-    info = await egress.update_stream(lk, egress_id, body.add_output_urls, body.remove_output_urls)
+    """UpdateStream: add and remove stream output URLs of an active egress (an added URL
+    within MEDIA_URL_ALLOW when set, 403 otherwise)."""
+    info = await egress.update_stream(
+        lk,
+        egress_id,
+        body.add_output_urls,
+        body.remove_output_urls,
+        settings.media_url_allow_list,
+    )
     return to_json(info)
 
 

@@ -46,7 +46,7 @@ async def create_ingress(
     """CreateIngress: an RTMP or WHIP endpoint (`url`, `stream_key`), or a URL_INPUT source
     pulled by the ingress worker (within MEDIA_URL_ALLOW when set, 403 otherwise). A retry
     with the same `Idempotency-Key` and body gets the first response, not a second ingress."""
-    allow = settings.media_url_allow
+    allow = settings.media_url_allow_list
     return await idempotent.run(lambda: ingress.create_ingress(lk, body, allow))
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from app import rooms
-from app.deps import IdempotencyDep, LiveKitDep, RoomsReadCaller, RoomsWriteCaller
+from app.deps import IdempotencyDep, LiveKitDep, RoomsReadCaller, RoomsWriteCaller, SettingsDep
 from routers.params import Identity, RoomName
 from schemas.bridge import to_json, to_page
 from schemas.common import Name
@@ -52,14 +52,17 @@ PARTICIPANT = "/rooms/{room}/participants/{identity}"
 async def create_room(
     body: CreateRoomRequest,
     lk: LiveKitDep,
+    settings: SettingsDep,
     caller: RoomsWriteCaller,
     idempotent: IdempotencyDep,
 ) -> Response:
     """CreateRoom with every LiveKit `CreateRoomRequest` field (incl. `agents`, which also
-    needs `dispatch:write`, and `egress`, which also needs `egress:write`); an existing
-    room is returned as it is. A retry with the same `Idempotency-Key` and body gets the
-    first response without calling LiveKit again."""
-    return await idempotent.run(lambda: rooms.create_room(lk, body, caller))
+    needs `dispatch:write`, and `egress`, which also needs `egress:write` and whose URLs are
+    checked as on the egress routes); an existing room is returned as it is. A retry with
+    the same `Idempotency-Key` and body gets the first response without calling LiveKit
+    again."""
+    allow = settings.media_url_allow_list
+    return await idempotent.run(lambda: rooms.create_room(lk, body, caller, allow))
 
 
 @router.get(

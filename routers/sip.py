@@ -116,7 +116,9 @@ def add_resource_routes(
     """Add one kind of SIP resource's six routes to `router`, at `path` (`/inbound-trunks`)
     and `path/{id}`: create (201, `Idempotency-Key`), list (paged, filtered by `filters`'s
     query parameter), get, PATCH (LiveKit's `update` form), PUT (its `replace` form) and
-    delete (204). `info` is the resource's response model, `page` its list's, `request` the
+    delete (204); what create, PATCH and PUT describe for LiveKit's workers is checked
+    against MEDIA_URL_ALLOW (`app.media`). `info` is the resource's response model, `page`
+    its list's, `request` the
     body of create and PUT, `update` the body of PATCH; `id_param` is the dependency that
     reads the path's id parameter (`trunk_id`, `rule_id`). Operation ids and route names
     follow `resource.what` (`create_sip_inbound_trunk`, `list_sip_inbound_trunks`)."""
@@ -135,10 +137,12 @@ def add_resource_routes(
     async def create(
         body: request,  # type: ignore[valid-type]
         lk: LiveKitDep,
+        settings: SettingsDep,
         _: SipWriteCaller,
         idempotent: IdempotencyDep,
     ) -> Response:
-        return await idempotent.run(lambda: sip.create(lk, resource, body))
+        allow = settings.media_url_allow_list
+        return await idempotent.run(lambda: sip.create(lk, resource, body, allow))
 
     @router.get(
         path,
@@ -186,9 +190,11 @@ def add_resource_routes(
         id_: Annotated[str, Depends(id_param)],
         body: update,  # type: ignore[valid-type]
         lk: LiveKitDep,
+        settings: SettingsDep,
         _: SipWriteCaller,
     ) -> dict[str, Any]:
-        return to_json(await sip.update(lk, resource, id_, body))
+        allow = settings.media_url_allow_list
+        return to_json(await sip.update(lk, resource, id_, body, allow))
 
     @router.put(
         item_path,
@@ -203,9 +209,11 @@ def add_resource_routes(
         id_: Annotated[str, Depends(id_param)],
         body: request,  # type: ignore[valid-type]
         lk: LiveKitDep,
+        settings: SettingsDep,
         _: SipWriteCaller,
     ) -> dict[str, Any]:
-        return to_json(await sip.replace(lk, resource, id_, body))
+        allow = settings.media_url_allow_list
+        return to_json(await sip.replace(lk, resource, id_, body, allow))
 
     @router.delete(
         item_path,

@@ -60,6 +60,7 @@ async def issue_participant_token(
         call.rule,
         api_key=settings.api_key,
         api_secret=settings.api_secret,
+        media_allow=settings.media_url_allow_list,
     )
     reply = ParticipantTokenResponse(
         server_url=settings.server_url,
@@ -106,6 +107,7 @@ async def issue_token(
         api_key=settings.api_key,
         api_secret=settings.api_secret,
         max_ttl_seconds=settings.effective_token_policy.max_ttl_seconds,
+        media_allow=settings.media_url_allow_list,
     )
     response.headers.update(NO_STORE)
     return IssueTokenResponse(

@@ -3,21 +3,18 @@
 Start bodies are LiveKit's own request messages (`RoomCompositeEgressRequest`,
 `WebEgressRequest`, `ParticipantEgressRequest`, `TrackCompositeEgressRequest`,
 `TrackEgressRequest`: every output kind and upload backend), derived by
-`schemas.bridge.model_for`, with the rules LiveKit would only discover in its worker
-checked first (422 naming the field):
-
-- an output is required (`file`/`stream`/`segments` or `file_outputs`, `stream_outputs`,
-  `segment_outputs`, `image_outputs`; a track egress needs `file` or `websocket_url`);
-- a stream URL is `rtmp://`, `rtmps://` or `srt://`; a web egress `url` and a room
-  composite `custom_base_url` are `http(s)://`; a track egress `websocket_url` is `ws(s)://`;
-- a file path or name prefix has no `..` segment (the worker writes where it says).
+`schemas.bridge.model_for`, with what LiveKit would only discover in its worker checked
+first (422 naming the field): an output is required (`file`/`stream`/`segments` or
+`file_outputs`, `stream_outputs`, `segment_outputs`, `image_outputs`; a track egress needs
+`file` or `websocket_url`). URLs (their schemes and MEDIA_URL_ALLOW) and file paths are
+checked by `app.media.check_media` on the LiveKit request, as they are wherever an egress
+description enters (`room_config`, `POST /v1/rooms`).
 
 Responses are LiveKit's `EgressInfo`, with upload credentials removed by the bridge.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from livekit.protocol import egress
@@ -27,15 +24,8 @@ from schemas.bridge import ProtoModel, model_for
 from schemas.common import Name, Page, RequestModel
 
 EgressInfo = model_for(egress.EgressInfo)
-_STREAM_DESTINATION = model_for(egress.StreamDestination)
 EgressPage = Page[EgressInfo]  # type: ignore[valid-type]
 
-STREAM_SCHEMES = ("rtmp://", "rtmps://", "srt://")
-WEB_SCHEMES = ("http://", "https://")
-WEBSOCKET_SCHEMES = ("ws://", "wss://")
-
-#: Fields that name where a worker writes, checked for `..` at any depth.
-_PATH_FIELDS = ("filepath", "filename_prefix", "playlist_name", "live_playlist_name")
 #: Output fields of the start requests: one of them must be given.
 _OUTPUTS = (
     "file",
@@ -49,41 +39,6 @@ _OUTPUTS = (
 )
 
 
-def _walk(value: Any, loc: str) -> Iterator[tuple[str, str, Any, Any]]:
-    """(location, field name, value, owner) of every field set at any depth below `value`."""
-    if isinstance(value, ProtoModel):
-        for attr in sorted(value.model_fields_set):
-            inner = getattr(value, attr)
-            if inner is not None:
-                name = attr.rstrip("_")
-                where = f"{loc}.{name}" if loc else name
-                yield where, name, inner, value
-                yield from _walk(inner, where)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _walk(item, f"{loc}[{index}]")
-
-
-def _is_traversal(path: str) -> bool:
-    return ".." in path.replace("\\", "/").split("/")
-
-
-def check_urls_and_paths(model: ProtoModel) -> None:
-    """Raise ValueError naming the field for a stream URL that is not rtmp(s)/srt, or a
-    path with a `..` segment, anywhere in `model`."""
-    for where, name, value, owner in _walk(model, ""):
-        if name in _PATH_FIELDS and isinstance(value, str) and _is_traversal(value):
-            raise ValueError(f"`{where}` must not contain a `..` segment")
-        stream_urls: list[tuple[str, Any]] = []
-        if name == "urls" and isinstance(value, list):
-            stream_urls = [(f"{where}[{i}]", url) for i, url in enumerate(value)]
-        elif name == "url" and isinstance(owner, _STREAM_DESTINATION):
-            stream_urls = [(where, value)]
-        for at, url in stream_urls:
-            if not str(url).lower().startswith(STREAM_SCHEMES):
-                raise ValueError(f"`{at}` must be an rtmp://, rtmps:// or srt:// URL")
-
-
 def _require_output(model: ProtoModel) -> None:
     if not any(getattr(model, name, None) for name in _OUTPUTS):
         outputs = [name for name in _OUTPUTS if name in type(model).model_fields]
@@ -92,27 +47,17 @@ def _require_output(model: ProtoModel) -> None:
         )
 
 
-def _require_scheme(model: ProtoModel, name: str, schemes: tuple[str, ...]) -> None:
-    value = getattr(model, name, None)
-    if value and not str(value).lower().startswith(schemes):
-        raise ValueError(f"`{name}` must be a {' or '.join(s[:-3] for s in schemes)} URL")
-
-
 def _required(proto_name: str, json_name: str, **constraints: Any) -> Any:
     """A field a start body must give, spelled snake_case or lowerCamelCase like the rest."""
     return Field(validation_alias=AliasChoices(proto_name, json_name), **constraints)
 
 
 class _StartRules(ProtoModel):
-    """The checks every start body gets before LiveKit sees it (see module doc)."""
+    """The check every start body gets at validation (see module doc)."""
 
     @model_validator(mode="after")
-    def _outputs_urls_and_paths(self) -> _StartRules:
+    def _an_output(self) -> _StartRules:
         _require_output(self)
-        check_urls_and_paths(self)
-        _require_scheme(self, "url", WEB_SCHEMES)
-        _require_scheme(self, "custom_base_url", WEB_SCHEMES)
-        _require_scheme(self, "websocket_url", WEBSOCKET_SCHEMES)
         return self
 
 
@@ -179,8 +124,9 @@ class UpdateLayoutBody(RequestModel):
 
 
 class UpdateStreamBody(RequestModel):
-    """`PATCH /v1/egress/{egress_id}/stream` (UpdateStream): stream URLs to add and to
-    remove (rtmp://, rtmps:// or srt://); at least one of the two lists is non-empty."""
+    """`PATCH /v1/egress/{egress_id}/stream` (UpdateStream): stream URLs to add (rtmp://,
+    rtmps:// or srt://, checked by `app.media.check_media`) and to remove; at least one of
+    the two lists is non-empty."""
 
     add_output_urls: list[str] = Field(default_factory=list)
     remove_output_urls: list[str] = Field(default_factory=list)
@@ -189,9 +135,4 @@ class UpdateStreamBody(RequestModel):
     def _urls(self) -> UpdateStreamBody:
         if not (self.add_output_urls or self.remove_output_urls):
             raise ValueError("give `add_output_urls`, `remove_output_urls` or both")
-        for index, url in enumerate(self.add_output_urls):
-            if not url.lower().startswith(STREAM_SCHEMES):
-                raise ValueError(
-                    f"`add_output_urls[{index}]` must be an rtmp://, rtmps:// or srt:// URL"
-                )
         return self

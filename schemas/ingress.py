@@ -2,8 +2,9 @@
 
 The create body is LiveKit's `CreateIngressRequest` (derived by `schemas.bridge.model_for`)
 with `input_type` required and its `url` checked before LiveKit sees it: a `URL_INPUT`
-needs an `http(s)://` or `srt://` source (pulled by the ingress worker), the other input
-types take none (LiveKit gives them their URL). The update body is LiveKit's
+needs a source (pulled by the ingress worker: `http(s)://` or `srt://`, checked with every
+other URL by `app.media.check_media`), the other input types take none (LiveKit gives them
+their URL). The update body is LiveKit's
 `UpdateIngressRequest` without `ingress_id`, which the path names. Responses are LiveKit's
 `IngressInfo` (its `url` and `stream_key` are what an encoder needs, so they are shown).
 """
@@ -22,8 +23,6 @@ IngressInfo = model_for(ingress.IngressInfo)
 IngressPage = Page[IngressInfo]  # type: ignore[valid-type]
 IngressAudioOptions: Any = model_for(ingress.IngressAudioOptions)
 IngressVideoOptions: Any = model_for(ingress.IngressVideoOptions)
-
-URL_SCHEMES = ("http://", "https://", "srt://")
 
 _Create: Any = model_for(ingress.CreateIngressRequest, name="CreateIngressFields")
 #: LiveKit `IngressInput` by name (`RTMP_INPUT`, `WHIP_INPUT`, `URL_INPUT`).
@@ -59,18 +58,11 @@ class CreateIngressRequest(_Create):  # type: ignore[misc]
         if kind == "URL_INPUT":
             if not self.url:
                 raise ValueError("`url` is required for URL_INPUT")
-            if not self.url.lower().startswith(URL_SCHEMES):
-                raise ValueError("`url` must be an http://, https:// or srt:// URL")
         elif self.url:
             raise ValueError(
                 f"`url` is only for URL_INPUT; {kind} ingress gets its URL from LiveKit"
             )
         return self
-
-    @property
-    def source_url(self) -> str | None:
-        """The URL the ingress worker will fetch (URL_INPUT), else None."""
-        return self.url or None
 
 
 class UpdateIngressBody(RequestModel):

@@ -110,6 +110,39 @@ async def test_urls_inside_media_url_allow_reach_livekit(app_client, path, body)
     assert response.status_code == 503, response.text  # allowed: it reached (no) LiveKit
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("POST", "/v1/egress/web",
+         {"url": "https://app.example.com/x", "stream_outputs": [{"urls": ["rtmp://10.0.0.1/a"]}]},
+         "stream_outputs[0].urls[0]"),
+        ("POST", "/v1/egress/participant",
+         {"room_name": "r", "identity": "a", "file_outputs": [FILE],
+          "webhooks": [{"url": "http://169.254.169.254/hook"}]}, "webhooks[0].url"),
+        ("POST", "/v1/egress/track-composite",
+         {"room_name": "r", "audio_track_id": "TR_a",
+          "file_outputs": [{"filepath": "a.ogg", "s3": {"endpoint": "http://127.0.0.1:9000"}}]},
+         "file_outputs[0].s3.endpoint"),
+        ("POST", "/v1/egress/track",
+         {"room_name": "r", "track_id": "TR_a", "websocket_url": "wss://10.0.0.1/ws"},
+         "websocket_url"),
+        ("POST", "/v1/egress/room-composite",
+         {"room_name": "r", "custom_base_url": "https://a.example.com@169.254.169.254/",
+          "file": FILE}, "custom_base_url"),
+        ("PATCH", "/v1/egress/EG_a/stream", {"add_output_urls": ["srt://10.0.0.1:9000"]},
+         "add_output_urls[0]"),
+    ],
+)  # fmt: skip
+async def test_every_url_of_an_egress_is_within_media_url_allow(
+    app_client, method, path, body, field
+):
+    async with app_client(NOWHERE, media_url_allow=ALLOW) as http:
+        response = await http.request(method, path, json=body, headers=auth("admin"))
+    assert response.status_code == 403, response.text  # refused before (no) LiveKit: not 503
+    assert response.json()["code"] == "media_url_not_allowed"
+    assert response.json()["field"] == field
+
+
 def test_media_url_allow_is_read_from_the_environment(monkeypatch):
     from app.settings import Settings
 
