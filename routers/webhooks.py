@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from app.deps import SettingsDep, StoreDep, WebhooksReadCaller, get_settings, get_store
+from app.ingress import withheld_from
 from app.store import StreamPosition
 from app.webhooks import (
     STREAM_RETRY_MS,
@@ -99,10 +100,11 @@ direct_router.add_api_route(
 async def list_webhook_events(
     store: StoreDep,
     query: Annotated[EventQuery, Query()],
-    _: WebhooksReadCaller,
+    caller: WebhooksReadCaller,
 ) -> Page[StoredEvent]:
-    """Stored events, newest first, filtered; follow `next_page_token` for older ones."""
-    return await list_events(store, query)
+    """Stored events, newest first, filtered; follow `next_page_token` for older ones. An
+    ingress's `stream_key` only for callers with `ingress:write`."""
+    return await list_events(store, query, withheld=withheld_from(caller))
 
 
 @router.get(
@@ -112,7 +114,7 @@ async def list_webhook_events(
     responses=problems(401, 403, 422, 503),
 )
 async def stream_webhook_events(
-    _: WebhooksReadCaller,
+    caller: WebhooksReadCaller,
     store: StoreDep,
     filters: Annotated[EventFilters, Query()],
     after: Annotated[StreamPosition, Depends(stream_position)],
@@ -122,7 +124,7 @@ async def stream_webhook_events(
     with `Last-Event-ID` to resume without a gap. While the event store is unavailable the
     request is 503, and an open stream ends (the client reconnects)."""
     yield ServerSentEvent(retry=STREAM_RETRY_MS, comment="following")
-    async for event in follow_events(store, filters, after):
+    async for event in follow_events(store, filters, after, withheld=withheld_from(caller)):
         yield ServerSentEvent(event=event.event, id=event.id, data=event)
 
 
@@ -131,6 +133,9 @@ async def stream_webhook_events(
     operation_id="get_webhook_event",
     responses=problems(401, 403, 404, 503),
 )
-async def get_webhook_event(event_id: str, store: StoreDep, _: WebhooksReadCaller) -> StoredEvent:
-    """One stored event with its full LiveKit payload."""
-    return await get_event(store, event_id)
+async def get_webhook_event(
+    event_id: str, store: StoreDep, caller: WebhooksReadCaller
+) -> StoredEvent:
+    """One stored event with its full LiveKit payload (an ingress's `stream_key` only for
+    callers with `ingress:write`)."""
+    return await get_event(store, event_id, withheld=withheld_from(caller))

@@ -5,7 +5,8 @@ with `input_type` required and its `url` checked before LiveKit sees it: a `URL_
 needs an `http(s)://` or `srt://` source (pulled by the ingress worker), the other input
 types take none (LiveKit gives them their URL). The update body is LiveKit's
 `UpdateIngressRequest` without `ingress_id`, which the path names. Responses are LiveKit's
-`IngressInfo` (its `url` and `stream_key` are what an encoder needs, so they are shown).
+`IngressInfo` (its `url` and `stream_key` are what an encoder needs, so they are shown; the
+`stream_key` only to callers that may write ingress: `app.ingress.withheld_from`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@ in-process clients with their own settings.
 
 Service keys available to every test (see `KEYS`): `admin` (all scopes), `reader`
 (`rooms:read`), `issuer` (`tokens:issue`), `events` (`webhooks:read`), `nobody` (none),
-`minter` (`tokens:admin`), `room-writer` (`rooms:write`).
+`minter` (`tokens:admin`), `room-writer` (`rooms:write`), `sip-writer` (`sip:write`),
+`ingress-writer` (`ingress:write`).
 Use `auth("reader")` for the header.
 """
 
@@ -42,6 +43,8 @@ KEYS: dict[str, tuple[str, list[str]]] = {
     "nobody": (secrets.token_urlsafe(32), []),
     "minter": (secrets.token_urlsafe(32), ["tokens:admin"]),
     "room-writer": (secrets.token_urlsafe(32), ["rooms:write"]),
+    "sip-writer": (secrets.token_urlsafe(32), ["sip:write"]),
+    "ingress-writer": (secrets.token_urlsafe(32), ["ingress:write"]),
 }
 
 
