@@ -24,16 +24,21 @@ WRITERS = ("ingress-writer", "admin")
 
 async def test_ingress_routes_show_the_stream_key_only_to_ingress_writers(client):
     room = f"studio-{secrets.token_hex(3)}"
-    created = await client.post(
-        "/v1/ingress",
-        json={"input_type": "RTMP_INPUT", "name": "cam", "room_name": room,
-              "participant_identity": "cam-1"},
-        headers=auth("ingress-writer"),
-    )  # fmt: skip
+    body = {"input_type": "RTMP_INPUT", "name": "cam", "room_name": room,
+            "participant_identity": "cam-1"}  # fmt: skip
+    once = {"Idempotency-Key": f"ingress-{room}"}
+    created = await client.post("/v1/ingress", json=body, headers=auth("ingress-writer") | once)
     assert created.status_code == 201, created.text
     ingress_id, stream_key = created.json()["ingress_id"], created.json()["stream_key"]
     assert stream_key  # (the url is empty: this LiveKit server has no ingress configured)
     try:
+        # The stored response (stream key included) is replayed to its own key only, which
+        # holds ingress:write; another key with the same Idempotency-Key is refused first.
+        again = await client.post("/v1/ingress", json=body, headers=auth("ingress-writer") | once)
+        assert again.headers["Idempotent-Replayed"] == "true" and again.json() == created.json()
+        denied = await client.post("/v1/ingress", json=body, headers=auth("reader") | once)
+        assert denied.status_code == 403 and stream_key not in denied.text
+
         for key in READERS + WRITERS:
             got = await client.get(f"/v1/ingress/{ingress_id}", headers=auth(key))
             listed = await client.get("/v1/ingress", params={"room_name": room}, headers=auth(key))
