@@ -17,7 +17,6 @@ secret must not print the secret (as a parser's excerpt of the line would).
 from __future__ import annotations
 
 import json
-import types
 import typing
 from collections.abc import Iterator
 from functools import lru_cache
@@ -375,9 +374,7 @@ def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
         yield annotation
         for field in annotation.model_fields.values():
             yield from _models_in(field.annotation)
-    elif isinstance(annotation, (types.UnionType, types.GenericAlias)) or typing.get_origin(
-        annotation
-    ):
+    elif typing.get_origin(annotation) is not None:
         for argument in typing.get_args(annotation):
             yield from _models_in(argument)
 
