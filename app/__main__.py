@@ -19,12 +19,11 @@ import sys
 from typing import Any
 
 import uvicorn
-from pydantic import ValidationError
 
 from app.devserver import LocalLiveKit, running
 from app.logs import configure_logging
 from app.middleware import MAX_HEADER_BLOCK_BYTES
-from app.settings import DEV_API_KEY, Settings
+from app.settings import DEV_API_KEY, ConfigurationError, Settings, load_settings
 
 log = logging.getLogger("app")
 
@@ -35,11 +34,9 @@ H11_MAX_HEAD_BYTES = MAX_HEADER_BLOCK_BYTES + 4096
 
 def main() -> None:
     """Run the service (and, when needed, a local LiveKit dev server) until interrupted.
-    A configuration error ends the process with a message naming the setting (exit 1)."""
-    try:
-        settings = Settings()
-    except ValidationError as error:
-        sys.exit(f"configuration error: {error}")
+    A configuration error ends the process with a message naming the setting, never a
+    value, and no traceback (exit 1)."""
+    settings = settings_or_exit()
     configure_logging(settings)
     if settings.livekit_url:
         _serve(settings)
@@ -59,7 +56,16 @@ def main() -> None:
         print(f"LiveKit dev server  {livekit.url}  (log {livekit.process.log_path})")
         shown = "(as configured)" if configured else secret
         print(f"                    LIVEKIT_API_KEY={key} LIVEKIT_API_SECRET={shown}")
-        _serve(Settings())
+        _serve(settings_or_exit())
+
+
+def settings_or_exit() -> Settings:
+    """The settings (`app.settings.load_settings`); on a `ConfigurationError`, its message
+    on stderr and exit status 1 (`SystemExit`), without a traceback."""
+    try:
+        return load_settings()
+    except ConfigurationError as error:
+        sys.exit(f"configuration error: {error}")
 
 
 def _exit_on_sigterm() -> None:

@@ -6,19 +6,32 @@ ingress v1.5.0) answers, measured: CreateIngress needs no worker (it only stores
 ingress and returns its `url` and `stream_key`); ListIngress(ingress_id) of an unknown or
 deleted id is `not_found` (not an empty list); DeleteIngress of a WHIP ingress whose client
 has gone may be `not_found` too.
+
+An ingress's `stream_key` lets whoever holds it publish into the room: it is shown only to
+callers that may write ingress (contract: Conventions). `withheld_from(caller)` says what to
+leave out of what a caller reads (`IngressInfo` from these routes, and the `ingress_info`
+of stored webhook events).
 """
 
 from __future__ import annotations
 
 from livekit import api
 
+from app.auth import Scope, ServiceKey
 from app.livekit import LiveKit, one_with_id
 from app.media import check_media
 from app.urlpatterns import UrlAllowList
-from schemas.bridge import to_proto
+from schemas.bridge import STREAM_KEY_FIELDS, to_proto
 from schemas.ingress import CreateIngressRequest, UpdateIngressBody
 
 INGRESS_NOT_FOUND = "ingress_not_found"
+
+
+def withheld_from(caller: ServiceKey) -> frozenset[str]:
+    """The fields (full protobuf names, for `schemas.bridge.to_json(..., withheld=)`) that
+    `caller` may not read: the ingress stream keys (`STREAM_KEY_FIELDS`) unless it holds
+    `ingress:write` (or `admin`); none otherwise."""
+    return frozenset() if caller.allows(Scope.INGRESS_WRITE) else STREAM_KEY_FIELDS
 
 
 async def create_ingress(

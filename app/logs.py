@@ -5,7 +5,9 @@ in development (`LOG_FORMAT` overrides), at `LOG_LEVEL`.
 `logging.getLogger(__name__)`, uvicorn's, SQLAlchemy's ...) through structlog's
 `ProcessorFormatter`, so every line has the same shape: `timestamp`, `level`, `logger`,
 `event` and the line's own fields (`extra={...}`). Tracebacks are rendered as plain text,
-never with local variables (they could hold secrets). uvicorn's own access log is off:
+never with local variables (they could hold secrets). A logged value never starts a line
+nor emits a terminal escape sequence: JSON escapes control characters, and the text format
+writes them as JSON does (`escape_control_characters`). uvicorn's own access log is off:
 `app.middleware.RequestContextMiddleware` writes one access line per request instead.
 
 The access line, written once per request, takes structlog's own path (`access_logger()`:
@@ -30,6 +32,7 @@ import threading
 from typing import Any, BinaryIO, TextIO, cast
 
 import structlog
+from structlog.typing import EventDict
 
 from app.jsonbytes import compact_json
 from app.settings import Settings
@@ -55,14 +58,12 @@ def configure_logging(settings: Settings) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: Any
+    final: list[Any] = [structlog.processors.format_exc_info]
     if json_lines:
-        final: list[Any] = [structlog.processors.format_exc_info]
         renderer = structlog.processors.JSONRenderer()
-    else:
-        final = []
-        renderer = structlog.dev.ConsoleRenderer(
-            colors=False, exception_formatter=structlog.dev.plain_traceback
-        )
+    else:  # the traceback formatted as text first, so that it is escaped too
+        final.append(escape_control_characters)
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final, renderer],
@@ -175,6 +176,36 @@ class LinesFirstHandler(logging.StreamHandler[TextIO]):
         if self._batched is not None:
             self._batched.write_out()
         super().emit(record)
+
+
+def _escapes(*kept: str) -> dict[int, str]:
+    """`str.translate`'s table: each control character (C0, DEL, C1, and the Unicode line
+    and paragraph separators) to its JSON escape (RFC 8259 §7: `\\n`, `\\u001b` ...),
+    except those `kept`."""
+    controls = [*range(0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029]
+    short = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+    return {
+        code: short.get(chr(code), f"\\u{code:04x}") for code in controls if chr(code) not in kept
+    }
+
+
+#: For a logged value: every control character escaped.
+_VALUE_ESCAPES = _escapes()
+#: For a traceback or a stack (`exception`, `stack`): its lines kept, the rest escaped.
+_BLOCK_ESCAPES = _escapes("\n")
+_BLOCKS = frozenset({"exception", "stack"})
+
+
+def escape_control_characters(_logger: Any, _method: str, event: EventDict) -> EventDict:
+    """structlog processor of the text format: every string of the line (the message, the
+    logger name, each field) with its control characters written as JSON writes them, so
+    that no value (a request path, a LiveKit message ...) starts a new line, returns the
+    carriage or sends the terminal an escape sequence; a traceback keeps its lines. Other
+    values are rendered with `repr`, which escapes them already."""
+    for key, value in event.items():
+        if isinstance(value, str) and not value.isprintable():
+            event[key] = value.translate(_BLOCK_ESCAPES if key in _BLOCKS else _VALUE_ESCAPES)
+    return event
 
 
 def _drop_color_message(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:

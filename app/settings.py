@@ -7,27 +7,34 @@ are refused with a message naming the setting, so a misconfigured replica never 
 
 Secrets (`LIVEKIT_API_SECRET`, `LIVEKIT_WEBHOOK_KEYS`, `SERVICE_KEYS[].key`,
 `DATABASE_URL`, the end-user HS256 secret) are `SecretStr`, and validation errors never
-repeat the input (`hide_input_in_errors`): a configuration error names the setting and
-what is wrong with it, never its value.
+repeat the input (`hide_input_in_errors`). `load_settings()` is how the process reads its
+settings: any error becomes a `ConfigurationError` whose message names the setting and what
+is wrong with it (the line and column of a JSON or YAML syntax error, the path of a field
+inside it), never any text of the value: a policy or key file with a syntax error next to a
+secret must not print the secret (as a parser's excerpt of the line would).
 """
 
 from __future__ import annotations
 
 import json
+import typing
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    BaseModel,
     Field,
     PrivateAttr,
     SecretStr,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -52,10 +59,64 @@ def _is_placeholder(secret: str) -> bool:
 
 
 def _read_at_path(value: Any) -> Any:
-    """Resolve the `@path` form: the text of that file, else the value unchanged."""
+    """Resolve the `@path` form: the text of that file, else the value unchanged.
+    `ValueError` naming the path (never its text) when it cannot be read as UTF-8."""
     if isinstance(value, str) and value.startswith("@"):
-        return Path(value[1:]).read_text(encoding="utf-8")
+        path = value[1:]
+        try:
+            return Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path} is not UTF-8 text (byte {exc.start})") from None
     return value
+
+
+def _parse_json(text: str) -> Any:
+    """`text` as JSON; `ValueError` with the error's kind, line and column, never the text
+    (a parser's excerpt of the line could show a secret)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:  # `msg` is one of json's fixed messages
+        raise ValueError(
+            f"not valid JSON ({exc.msg}) at line {exc.lineno}, column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise ValueError("not valid JSON (nested too deeply)") from None
+
+
+def _parse_json_or_yaml(text: str) -> Any:
+    """`text` as JSON, else as YAML (`yaml.safe_load`); `ValueError` with the error's kind,
+    line and column, never the text: PyYAML's message quotes the line around the error (and
+    names such as an undefined alias or tag are text of the document). A document that
+    starts like a JSON object is reported as JSON."""
+    looks_like_json = text.lstrip().startswith("{")
+    if looks_like_json:
+        try:
+            return json.loads(text)
+        except (json.JSONDecodeError, RecursionError):
+            pass  # perhaps YAML's flow style (`{rooms: [a]}`)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        if looks_like_json:
+            _parse_json(text)  # raises with JSON's line and column
+        raise ValueError(f"not valid YAML ({type(exc).__name__}){_yaml_marks(exc)}") from None
+    except RecursionError:
+        raise ValueError("not valid YAML (nested too deeply)") from None
+
+
+def _yaml_marks(exc: yaml.YAMLError) -> str:
+    """Where PyYAML found the problem (`problem_mark`), and where what it was reading
+    started (`context_mark`: an unclosed quote or bracket), 1-based; only the positions."""
+    problem = getattr(exc, "problem_mark", None)
+    context = getattr(exc, "context_mark", None)
+    text = ""
+    if problem is not None:
+        text += f" at line {problem.line + 1}, column {problem.column + 1}"
+    if context is not None and (problem is None or context.line != problem.line):
+        text += f" (in what starts at line {context.line + 1}, column {context.column + 1})"
+    return text
 
 
 class Settings(BaseSettings):
@@ -138,12 +199,21 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_service_keys(cls, value: Any) -> Any:
         value = _read_at_path(value)
-        if not isinstance(value, str):
-            return value
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError as exc:  # its message names a position, not the text
-            raise ValueError(f"not JSON ({exc.msg} at character {exc.pos})") from None
+        return _parse_json(value) if isinstance(value, str) else value
+
+    @field_validator("service_keys", mode="after")
+    @classmethod
+    def _unique_key_names(cls, keys: list[ServiceKey]) -> list[ServiceKey]:
+        """A key's name keys its idempotency keys and rate limits (and is what logs show):
+        two keys with one name would share them. Refused, naming the name."""
+        names = [key.name for key in keys]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(
+                "service key names must be unique (a name keys the caller's idempotency keys "
+                f"and rate limits): {', '.join(map(repr, repeated))} is given more than once"
+            )
+        return keys
 
     @field_validator("database_url", mode="after")
     @classmethod
@@ -162,7 +232,7 @@ class Settings(BaseSettings):
     def _parse_policy(cls, value: Any) -> Any:
         value = _read_at_path(value)
         if isinstance(value, str):
-            return yaml.safe_load(value) if value.strip() else None  # YAML is a superset of JSON
+            return _parse_json_or_yaml(value) if value.strip() else None
         return value
 
     @model_validator(mode="after")
@@ -276,7 +346,66 @@ class Settings(BaseSettings):
         return default_development_policy() if self.is_development else TokenPolicy()
 
 
+class ConfigurationError(Exception):
+    """The settings cannot be used. The message names each setting that is wrong and what
+    is wrong with it (the line and column of a syntax error, the path of a field inside a
+    JSON or YAML value), never any text of a value: it is safe to print."""
+
+
+def load_settings(**values: Any) -> Settings:
+    """`Settings(**values)` (the environment, the `.env` file, then `values`), or
+    `ConfigurationError` for any error in them: pydantic's validation errors are rendered
+    without their input (nor a dictionary key they name, which may be text of a value),
+    pydantic-settings' own and anything else by their kind only."""
+    try:
+        return Settings(**values)
+    except ValidationError as error:
+        raise ConfigurationError(describe_validation_error(error)) from None
+    except SettingsError as error:  # "error parsing value for field ...": names the field
+        raise ConfigurationError(str(error).split("\n", 1)[0]) from None
+    except Exception as error:  # anything unforeseen: its kind, never its text
+        raise ConfigurationError(f"the settings cannot be read ({type(error).__name__})") from None
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per error of a `Settings` validation: `SETTING: path.in.value: message`,
+    the setting by its environment variable's name. Only what the service itself wrote is
+    shown: messages without input, and of an error's location the indexes and the field
+    names of the settings' models (an unknown key, a dictionary key, is `<key>`)."""
+    lines = []
+    for item in error.errors(include_url=False, include_context=False, include_input=False):
+        loc = [str(part).upper() if i == 0 else part for i, part in enumerate(item["loc"])]
+        path = "".join(_loc_part(part) for part in loc[1:]).lstrip(".")
+        message = item["msg"].removeprefix("Value error, ")
+        where = ": ".join(str(part) for part in (loc[0] if loc else None, path) if part)
+        lines.append(f"{where}: {message}" if where else message)
+    return "; ".join(lines)
+
+
+def _loc_part(part: str | int) -> str:
+    if isinstance(part, int):
+        return f"[{part}]"
+    return f".{part}" if part in _FIELD_NAMES else ".<key>"
+
+
+def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
+    """The pydantic models an annotation holds (`list[ServiceKey]`, `TokenPolicy | None` ...)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+        for field in annotation.model_fields.values():
+            yield from _models_in(field.annotation)
+    elif typing.get_origin(annotation) is not None:
+        for argument in typing.get_args(annotation):
+            yield from _models_in(argument)
+
+
+#: Every field name of the settings' models: what an error's location may show.
+_FIELD_NAMES: frozenset[str] = frozenset(
+    name for model in _models_in(Settings) for name in model.model_fields
+)
+
+
 @lru_cache
 def get_settings() -> Settings:
-    """The process-wide settings, read once from the environment."""
-    return Settings()
+    """The process-wide settings, read once from the environment (`load_settings`)."""
+    return load_settings()

@@ -29,7 +29,9 @@ Errors and outages
     starting up) when a connection is being opened: `DATABASE_ERRORS` lists them. A request
     turns them into `app.errors.UpstreamUnavailable` (503, code `event_store_unavailable`)
     by running its queries inside `with database_errors():`. Background loops
-    (`run_periodically`) log every failure and carry on.
+    (`run_periodically`) log every failure and carry on. The engine hides the statement's
+    parameters from its errors (`hide_parameters`): a webhook body or a stored response is
+    a parameter, and an error is logged with its text.
     Opening a connection gives up after `connect_timeout_seconds` (and waiting for a pooled
     one as long), and a PostgreSQL statement after `command_timeout_seconds`, so a database
     that is down or unreachable answers 503 within seconds. Pooled connections are checked
@@ -208,7 +210,9 @@ class Store:
         if self.dialect == "sqlite":
             _create_sqlite_directory(self.url)
             self.engine: AsyncEngine = create_async_engine(
-                self.url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
+                self.url,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+                hide_parameters=True,
             )
             sa.event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         else:
@@ -223,6 +227,7 @@ class Store:
                 pool_pre_ping=True,
                 pool_timeout=connect_timeout_seconds,
                 connect_args=connect_args,
+                hide_parameters=True,
             )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._changed = asyncio.Event()

@@ -56,6 +56,7 @@ from app.webhooks import (
     stored_event,
     stored_rows_past,
 )
+from schemas.bridge import STREAM_KEY_FIELDS
 from schemas.webhooks import EventFilters, StoredEvent
 
 log = logging.getLogger(__name__)
@@ -189,11 +190,14 @@ class EventFollower:
                 del self._open[caller]
 
     async def stream(
-        self, filters: EventFilters, after: StreamPosition
+        self,
+        filters: EventFilters,
+        after: StreamPosition,
+        withheld: frozenset[str] = STREAM_KEY_FIELDS,
     ) -> AsyncIterator[StoredEvent]:
         """The events matching `filters` past `after` (`app.webhooks.stream_start`), in
-        follow order, each once, until the caller stops, the store fails or the follower
-        stops (see the module doc)."""
+        follow order, each once and without the `withheld` fields (`stored_event`), until
+        the caller stops, the store fails or the follower stops (see the module doc)."""
         columns = filters.columns()
         while True:
             with self._subscribed(columns) as subscription:
@@ -203,7 +207,7 @@ class EventFollower:
                 try:
                     async for row in stored_rows_past(self.store, columns, after):
                         after = row_position(row)
-                        yield stored_event(row)
+                        yield stored_event(row, withheld)
                 except DATABASE_ERRORS as exc:
                     log.warning("event stream ended: store query failed: %s", type(exc).__name__)
                     return
@@ -211,7 +215,7 @@ class EventFollower:
                     position = row_position(row)
                     if (position.xid, position.seq) > (after.xid, after.seq):
                         after = position
-                        yield stored_event(row)
+                        yield stored_event(row, withheld)
                 if subscription.ended:
                     return
             # overflowed: subscribe again and read from the store where this stream stands

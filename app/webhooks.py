@@ -44,7 +44,7 @@ from app.auth import bearer_credential
 from app.errors import AppError, BadRequest, NotFound, Unauthorized
 from app.store import DATABASE_ERRORS, Store, StreamPosition, database_errors
 from app.tokens import PreparedKeyJWT, check_hs256_signature
-from schemas.bridge import from_livekit_json, to_json
+from schemas.bridge import STREAM_KEY_FIELDS, from_livekit_json, to_json
 from schemas.common import Page
 from schemas.webhooks import EventFilters, EventQuery, StoredEvent, WebhookReceipt
 
@@ -313,14 +313,16 @@ async def purge_expired_events(
 # --- reading ------------------------------------------------------------------------------
 
 
-def stored_event(row: Any) -> StoredEvent:
+def stored_event(row: Any, withheld: frozenset[str] = STREAM_KEY_FIELDS) -> StoredEvent:
     """A `webhook_events` row as the API shows it (payload re-read from the stored body,
-    with the parser that accepted it). A row this version would refuse (stored by an older
-    one) is served with a payload of its `id` and `event` only, and logged: one bad row
-    never breaks a page or a stream."""
+    with the parser that accepted it), without the `withheld` fields (full protobuf names:
+    by default the ingress stream keys of `ingress_info`, which only callers that may write
+    ingress see: `app.ingress.withheld_from`). The stored body itself is what LiveKit sent.
+    A row this version would refuse (stored by an older one) is served with a payload of its
+    `id` and `event` only, and logged: one bad row never breaks a page or a stream."""
     try:
         event = from_livekit_json(json.loads(row.body), WebhookEvent)
-        payload = to_json(event)
+        payload = to_json(event, withheld=withheld)
         if _has_lone_surrogate(payload):
             raise ValueError("an unpaired surrogate")
     except Exception as exc:  # an unreadable legacy row: serve what the columns say
@@ -365,8 +367,11 @@ class PageToken:
             ) from None
 
 
-async def list_events(store: Store, query: EventQuery) -> Page[StoredEvent]:
-    """Stored events matching `query`, newest first (by store order), one page at a time.
+async def list_events(
+    store: Store, query: EventQuery, *, withheld: frozenset[str] = STREAM_KEY_FIELDS
+) -> Page[StoredEvent]:
+    """Stored events matching `query`, newest first (by store order), one page at a time,
+    each without the `withheld` fields (`stored_event`).
 
     Raises 400 (`invalid_page_token`), 503 (store unavailable).
     """
@@ -382,16 +387,20 @@ async def list_events(store: Store, query: EventQuery) -> Page[StoredEvent]:
     more = len(rows) > query.limit
     rows = rows[: query.limit]
     token = PageToken(rows[-1].seq).encode() if more else None
-    return Page[StoredEvent](items=[stored_event(r) for r in rows], next_page_token=token)
+    items = [stored_event(r, withheld) for r in rows]
+    return Page[StoredEvent](items=items, next_page_token=token)
 
 
-async def get_event(store: Store, event_id: str) -> StoredEvent:
-    """The stored event with LiveKit id `event_id`; `NotFound` (404, `event_not_found`)."""
+async def get_event(
+    store: Store, event_id: str, *, withheld: frozenset[str] = STREAM_KEY_FIELDS
+) -> StoredEvent:
+    """The stored event with LiveKit id `event_id`, without the `withheld` fields
+    (`stored_event`); `NotFound` (404, `event_not_found`)."""
     with database_errors():
         row = await store.get_event(event_id)
     if row is None:
         raise NotFound(f"no stored event has id {event_id!r}", code="event_not_found")
-    return stored_event(row)
+    return stored_event(row, withheld)
 
 
 async def stream_start(store: Store, last_event_id: str | None) -> StreamPosition:
@@ -433,10 +442,12 @@ async def follow_events(
     after: StreamPosition,
     *,
     poll_seconds: float = FOLLOW_POLL_SECONDS,
+    withheld: frozenset[str] = STREAM_KEY_FIELDS,
 ) -> AsyncIterator[StoredEvent]:
     """Yield the events matching `filters` past `after` (see `stream_start`), in follow
-    order, forever (until the caller stops), reading the store for this caller alone (the
-    event stream route shares one reader among its streams: `app.streams.EventFollower`).
+    order, forever (until the caller stops), each without the `withheld` fields
+    (`stored_event`), reading the store for this caller alone (the event stream route
+    shares one reader among its streams: `app.streams.EventFollower`).
 
     Events stored by any replica sharing the database are found by polling every
     `poll_seconds`; this process's own inserts wake the follower at once. The store hands
@@ -451,7 +462,7 @@ async def follow_events(
         try:
             async for row in stored_rows_past(store, columns, after):
                 after = row_position(row)
-                yield stored_event(row)
+                yield stored_event(row, withheld)
         except DATABASE_ERRORS as exc:
             log.warning("event stream ended: store query failed: %s", exc.__class__.__name__)
             return

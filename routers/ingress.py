@@ -1,7 +1,8 @@
 """Ingress routes (contract: Ingress), over LiveKit's Ingress service.
 
 Responses are LiveKit's `IngressInfo` as JSON with proto field names (with the `url` and
-`stream_key` an encoder pushes to); the list is `{"items", "next_page_token"}`.
+`stream_key` an encoder pushes to; the `stream_key` only for callers that may write
+ingress, `app.ingress.withheld_from`); the list is `{"items", "next_page_token"}`.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ async def create_ingress(
 ) -> Response:
     """CreateIngress: an RTMP or WHIP endpoint (`url`, `stream_key`), or a URL_INPUT source
     pulled by the ingress worker (within MEDIA_URL_ALLOW when set, 403 otherwise). A retry
-    with the same `Idempotency-Key` and body gets the first response, not a second ingress."""
+    with the same `Idempotency-Key` and body gets the first response, not a second ingress
+    (replayed only to the same service key, itself holding `ingress:write`)."""
     allow = settings.media_url_allow_list
     return await idempotent.run(lambda: ingress.create_ingress(lk, body, allow))
 
@@ -59,30 +61,33 @@ async def create_ingress(
 )
 async def list_ingress(
     lk: LiveKitDep,
-    _: IngressReadCaller,
+    caller: IngressReadCaller,
     room_name: Annotated[Name | None, Query(description="only this room's")] = None,
     ingress_id: Annotated[str | None, Query(max_length=256)] = None,
 ) -> dict[str, Any]:
-    """ListIngress, filtered; follow `next_page_token` for the next page."""
+    """ListIngress, filtered; follow `next_page_token` for the next page. `stream_key` only
+    for callers with `ingress:write`."""
     found = await ingress.list_ingress(lk, room_name=room_name, ingress_id=ingress_id)
-    return to_page(found.items, found.next_page_token)
+    return to_page(found.items, found.next_page_token, withheld=ingress.withheld_from(caller))
 
 
 @router.get("/ingress/{ingress_id}", operation_id="get_ingress", **ONE)
 async def get_ingress(
-    ingress_id: IngressId, lk: LiveKitDep, _: IngressReadCaller
+    ingress_id: IngressId, lk: LiveKitDep, caller: IngressReadCaller
 ) -> dict[str, Any]:
     """One ingress with its `state` (`ENDPOINT_INACTIVE`, `ENDPOINT_PUBLISHING` ...); 404
-    `ingress_not_found`."""
-    return to_json(await ingress.get_ingress(lk, ingress_id))
+    `ingress_not_found`. `stream_key` only for callers with `ingress:write`."""
+    found = await ingress.get_ingress(lk, ingress_id)
+    return to_json(found, withheld=ingress.withheld_from(caller))
 
 
 @router.patch("/ingress/{ingress_id}", operation_id="update_ingress", **ONE)
 async def update_ingress(
-    ingress_id: IngressId, body: UpdateIngressBody, lk: LiveKitDep, _: IngressWriteCaller
+    ingress_id: IngressId, body: UpdateIngressBody, lk: LiveKitDep, caller: IngressWriteCaller
 ) -> dict[str, Any]:
     """UpdateIngress with the fields given; 409 while it is publishing."""
-    return to_json(await ingress.update_ingress(lk, ingress_id, body))
+    updated = await ingress.update_ingress(lk, ingress_id, body)
+    return to_json(updated, withheld=ingress.withheld_from(caller))
 
 
 @router.delete(

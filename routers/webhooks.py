@@ -16,6 +16,7 @@ from app.deps import (
     get_settings,
     get_store,
 )
+from app.ingress import withheld_from
 from app.store import StreamPosition
 from app.streams import EventFollower
 from app.webhooks import (
@@ -115,10 +116,11 @@ direct_router.add_api_route(
 async def list_webhook_events(
     store: StoreDep,
     query: Annotated[EventQuery, Query()],
-    _: WebhooksReadCaller,
+    caller: WebhooksReadCaller,
 ) -> Page[StoredEvent]:
-    """Stored events, newest first, filtered; follow `next_page_token` for older ones."""
-    return await list_events(store, query)
+    """Stored events, newest first, filtered; follow `next_page_token` for older ones. An
+    ingress's `stream_key` only for callers with `ingress:write`."""
+    return await list_events(store, query, withheld=withheld_from(caller))
 
 
 @router.get(
@@ -128,7 +130,7 @@ async def list_webhook_events(
     responses=problems(401, 403, 422, 429, 503),
 )
 async def stream_webhook_events(
-    _: WebhooksReadCaller,
+    caller: WebhooksReadCaller,
     follower: Annotated[EventFollower, Depends(stream_slot)],
     filters: Annotated[EventFilters, Query()],
     after: Annotated[StreamPosition, Depends(stream_position)],
@@ -139,7 +141,7 @@ async def stream_webhook_events(
     request is 503, and an open stream ends (the client reconnects). A service key holds
     at most STREAM_MAX_PER_KEY open streams per replica: 429 `too_many_streams` beyond."""
     yield ServerSentEvent(retry=STREAM_RETRY_MS, comment="following")
-    async for event in follower.stream(filters, after):
+    async for event in follower.stream(filters, after, withheld_from(caller)):
         yield ServerSentEvent(event=event.event, id=event.id, data=event)
 
 
@@ -148,6 +150,9 @@ async def stream_webhook_events(
     operation_id="get_webhook_event",
     responses=problems(401, 403, 404, 503),
 )
-async def get_webhook_event(event_id: str, store: StoreDep, _: WebhooksReadCaller) -> StoredEvent:
-    """One stored event with its full LiveKit payload."""
-    return await get_event(store, event_id)
+async def get_webhook_event(
+    event_id: str, store: StoreDep, caller: WebhooksReadCaller
+) -> StoredEvent:
+    """One stored event with its full LiveKit payload (an ingress's `stream_key` only for
+    callers with `ingress:write`)."""
+    return await get_event(store, event_id, withheld=withheld_from(caller))

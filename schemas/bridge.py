@@ -14,9 +14,12 @@ field name, so OpenAPI shows LiveKit's real schema and every LiveKit doc maps 1:
   group), and a request that sets two members of one group is refused by validation (422)
   naming both fields, before protobuf sees it;
 - credentials inside LiveKit's messages (`SECRET_FIELDS`: upload keys and tokens, SIP
-  passwords, `Room.turn_password` ...) are write-only: accepted on input and sent to
-  LiveKit, never rendered by `to_json` (so never in a response, a stored idempotent replay
-  or an event payload), and `redacted(message)` is the copy to put in a log line.
+  passwords and dispatch rule PINs, `Room.turn_password` ...) are write-only: accepted on
+  input and sent to LiveKit, never rendered by `to_json` (so never in a response, a stored
+  idempotent replay or an event payload), and `redacted(message)` is the copy to put in a
+  log line. Fields shown only to some callers (`STREAM_KEY_FIELDS`: an ingress's
+  `stream_key`, for callers that may write ingress) are left out by `to_json` when the
+  caller passes them as `withheld`.
 
 `to_proto` and `to_json` convert with `google.protobuf.json_format`, so no resource is
 ever converted by hand; `to_page` renders a list response with LiveKit's page token.
@@ -78,7 +81,8 @@ _WELL_KNOWN: dict[str, Any] = {
 
 #: Credentials inside LiveKit's messages, by full field name: write-only (see module doc).
 #: Sources: livekit/protocol `livekit_egress.proto` (upload backends, proxy),
-#: `livekit_sip.proto` (trunk and outbound passwords), `livekit_models.proto` (TURN),
+#: `livekit_sip.proto` (trunk and outbound passwords, dispatch rule PINs: a caller dialling
+#: in proves it knows the PIN), `livekit_models.proto` (TURN),
 #: `livekit_webhook.proto`, `livekit_rtc.proto` (ICE), `livekit_agent*.proto`,
 #: `livekit_connector_whatsapp.proto`.
 SECRET_FIELDS: frozenset[str] = frozenset(
@@ -101,6 +105,9 @@ SECRET_FIELDS: frozenset[str] = frozenset(
         "livekit.SIPInboundTrunkUpdate.auth_password",
         "livekit.SIPOutboundTrunkUpdate.auth_password",
         "livekit.SIPOutboundConfig.auth_password",
+        "livekit.SIPDispatchRuleDirect.pin",
+        "livekit.SIPDispatchRuleIndividual.pin",
+        "livekit.SIPDispatchRuleCallee.pin",
         "livekit.DialWhatsAppCallRequest.whatsapp_api_key",
         "livekit.AcceptWhatsAppCallRequest.whatsapp_api_key",
         "livekit.DisconnectWhatsAppCallRequest.whatsapp_api_key",
@@ -108,6 +115,12 @@ SECRET_FIELDS: frozenset[str] = frozenset(
         "livekit.ListAgentSecretsResponse.secrets",
     }
 )
+
+#: Credentials shown only to callers that may write ingress (contract: Conventions): the
+#: key an encoder pushes a stream with (`livekit_ingress.proto`). Readable by such callers,
+#: so not write-only: `to_json(..., withheld=STREAM_KEY_FIELDS)` leaves them out for the
+#: others (`app.ingress.withheld_from` decides).
+STREAM_KEY_FIELDS: frozenset[str] = frozenset({"livekit.IngressInfo.stream_key"})
 
 
 def oneof_groups(descriptor: Descriptor) -> list[tuple[str, list[str]]]:
@@ -303,28 +316,37 @@ def _given(descriptor: Descriptor, data: dict[str, Any], name: str) -> bool:
     return _value(data, descriptor.fields_by_name[name]) is not None
 
 
-def to_json(message: Message, *, with_defaults: bool = True) -> dict[str, Any]:
+def to_json(
+    message: Message, *, with_defaults: bool = True, withheld: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """`message` as JSON with proto field names and 64-bit ints as numbers, without any
-    `SECRET_FIELDS` member at any depth; every other field is present unless
-    `with_defaults` is False (then only the fields that were set)."""
+    `SECRET_FIELDS` member nor any `withheld` one (full field names, e.g.
+    `STREAM_KEY_FIELDS`) at any depth; every other field is present unless `with_defaults`
+    is False (then only the fields that were set)."""
     data = json_format.MessageToDict(
         message,
         preserving_proto_field_name=True,
         always_print_fields_with_no_presence=with_defaults,
     )
-    _shape(cast(Descriptor, message.DESCRIPTOR), data)
+    hidden = SECRET_FIELDS | withheld if withheld else SECRET_FIELDS
+    _shape(cast(Descriptor, message.DESCRIPTOR), data, hidden)
     return data
 
 
 def to_page(
-    items: Iterable[Message], next_page_token: str | Message | None = None
+    items: Iterable[Message],
+    next_page_token: str | Message | None = None,
+    *,
+    withheld: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """A list response `{"items": [...], "next_page_token": ...}`: each item as `to_json`
-    renders it; `next_page_token` is LiveKit's, as text or as the `TokenPagination` message
-    LiveKit's list responses carry (`ListEgressResponse.next_page_token`, its `token`);
-    empty or None on the last page becomes null."""
+    renders it (without the `withheld` fields); `next_page_token` is LiveKit's, as text or
+    as the `TokenPagination` message LiveKit's list responses carry
+    (`ListEgressResponse.next_page_token`, its `token`); empty or None on the last page
+    becomes null."""
     token = getattr(next_page_token, "token", next_page_token)
-    return {"items": [to_json(item) for item in items], "next_page_token": str(token or "") or None}
+    items_json = [to_json(item, withheld=withheld) for item in items]
+    return {"items": items_json, "next_page_token": str(token or "") or None}
 
 
 def redacted(message: M) -> M:
@@ -350,11 +372,11 @@ def _clear_secrets(message: Message) -> None:
                     _clear_secrets(item)
 
 
-def _shape(descriptor: Descriptor, data: dict[str, Any]) -> None:
-    """Drop `SECRET_FIELDS` members; and protojson writes 64-bit integers as strings, the
-    contract wants JSON numbers."""
+def _shape(descriptor: Descriptor, data: dict[str, Any], hidden: frozenset[str]) -> None:
+    """Drop the `hidden` fields (full names); and protojson writes 64-bit integers as
+    strings, the contract wants JSON numbers."""
     for field in descriptor.fields:
-        if field.full_name in SECRET_FIELDS:
+        if field.full_name in hidden:
             data.pop(field.name, None)
             continue
         value = data.get(field.name)
@@ -368,10 +390,10 @@ def _shape(descriptor: Descriptor, data: dict[str, Any]) -> None:
                 data[field.name] = {k: int(v) for k, v in value.items()}
             elif value_field.message_type is not None:
                 for item in value.values():
-                    _shape(value_field.message_type, item)
+                    _shape(value_field.message_type, item, hidden)
         elif field.message_type is not None and field.message_type.full_name not in _WELL_KNOWN:
             for item in value if isinstance(value, list) else [value]:
-                _shape(field.message_type, item)
+                _shape(field.message_type, item, hidden)
 
 
 # --- LiveKit's JSON in, fast ---------------------------------------------------------------

@@ -6,7 +6,8 @@ needs a source (pulled by the ingress worker: `http(s)://` or `srt://`, checked 
 other URL by `app.media.check_media`), the other input types take none (LiveKit gives them
 their URL). The update body is LiveKit's
 `UpdateIngressRequest` without `ingress_id`, which the path names. Responses are LiveKit's
-`IngressInfo` (its `url` and `stream_key` are what an encoder needs, so they are shown).
+`IngressInfo` (its `url` and `stream_key` are what an encoder needs, so they are shown; the
+`stream_key` only to callers that may write ingress: `app.ingress.withheld_from`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@ in-process clients with their own settings.
 
 Service keys available to every test (see `KEYS`): `admin` (all scopes), `reader`
 (`rooms:read`), `issuer` (`tokens:issue`), `events` (`webhooks:read`), `nobody` (none),
-`minter` (`tokens:admin`), `room-writer` (`rooms:write`).
+`minter` (`tokens:admin`), `room-writer` (`rooms:write`), `sip-writer` (`sip:write`),
+`ingress-writer` (`ingress:write`).
 Use `auth("reader")` for the header.
 """
 
@@ -42,6 +43,8 @@ KEYS: dict[str, tuple[str, list[str]]] = {
     "nobody": (secrets.token_urlsafe(32), []),
     "minter": (secrets.token_urlsafe(32), ["tokens:admin"]),
     "room-writer": (secrets.token_urlsafe(32), ["rooms:write"]),
+    "sip-writer": (secrets.token_urlsafe(32), ["sip:write"]),
+    "ingress-writer": (secrets.token_urlsafe(32), ["ingress:write"]),
 }
 
 
@@ -190,19 +193,35 @@ class CountingStream(io.BytesIO):
         return super().write(data)
 
 
-@pytest.fixture
-def json_log_output(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[CountingStream]:
-    """Logging configured as `python -m app` configures it (JSON lines, INFO), with the
-    process's stderr over the `CountingStream` returned; the logging set-up is restored
-    afterwards."""
+@contextmanager
+def log_output(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, log_format: str
+) -> Iterator[CountingStream]:
+    """Logging configured as `python -m app` configures it (LOG_FORMAT `log_format`, INFO),
+    with the process's stderr over the `CountingStream` yielded; the logging set-up is
+    restored afterwards."""
     stream = CountingStream()
     monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(stream, write_through=True))
     root, uvicorn_access = logging.getLogger(), logging.getLogger("uvicorn.access")
     handlers, level, disabled = root.handlers[:], root.level, uvicorn_access.disabled
     try:
-        configure_logging(make_settings("http://127.0.0.1:9", tmp_path, log_format="json"))
+        configure_logging(make_settings("http://127.0.0.1:9", tmp_path, log_format=log_format))
         yield stream
     finally:
         structlog.reset_defaults()
         root.handlers[:], root.level = handlers, level
         uvicorn_access.disabled = disabled
+
+
+@pytest.fixture
+def json_log_output(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[CountingStream]:
+    """The JSON lines logged during the test (`log_output`, as in production)."""
+    with log_output(monkeypatch, tmp_path, "json") as stream:
+        yield stream
+
+
+@pytest.fixture
+def text_log_output(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[CountingStream]:
+    """The text lines logged during the test (`log_output`, as in development)."""
+    with log_output(monkeypatch, tmp_path, "text") as stream:
+        yield stream

@@ -1,7 +1,7 @@
 """SIP trunks and dispatch rules against the real LiveKit server (dev mode, with Redis):
 create, list with paging, get, PATCH (LiveKit's `update` form with `ListUpdate`s), PUT (its
-`replace` form), delete; the server's own conflicts; write-only passwords; validation
-before LiveKit is called."""
+`replace` form), delete; the server's own conflicts; write-only passwords and dispatch rule
+PINs; validation before LiveKit is called."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from tests.conftest import API_KEY, API_SECRET, auth
 pytestmark = pytest.mark.integration
 
 PASSWORD = "trunk-password-never-shown-9f3a"
+PIN = "pin-never-shown-5e81"
 _numbers = itertools.count(int(time.time() * 1000) % 10**9)
 
 
@@ -235,7 +236,7 @@ async def test_dispatch_rule_kinds_room_config_patch_and_put(client):
     trunk = await create(client, "inbound-trunks", {"numbers": [number()]})
     other = await create(client, "inbound-trunks", {"numbers": [number()]})
     kinds = {
-        "dispatch_rule_direct": {"room_name": "front-desk", "pin": "1234"},
+        "dispatch_rule_direct": {"room_name": "front-desk"},
         "dispatch_rule_individual": {"room_prefix": "call"},
         "dispatch_rule_callee": {"room_prefix": "line", "randomize": True},
     }
@@ -434,3 +435,55 @@ async def test_password_never_in_a_replay_the_store_or_a_log(client, live_servic
     assert any(first.json()["sip_trunk_id"] in row[0] for row in stored)
     assert not any(PASSWORD in row[0] for row in stored)
     assert not [r for r in caplog.records if PASSWORD in r.getMessage()]
+
+
+async def test_dispatch_rule_pin_is_write_only(client, live_service, livekit_server, caplog):
+    """A dispatch rule's `pin` reaches LiveKit and is never shown: not to a `rooms:read` key,
+    not to the `sip:write` key that set it, not in a stored replay, not in a log line."""
+    trunk = await create(client, "inbound-trunks", {"numbers": [number()]})
+    body = {
+        "name": "vault",
+        "rule": {"dispatch_rule_direct": {"room_name": "vault", "pin": PIN}},
+        "trunk_ids": [trunk["sip_trunk_id"]],
+    }
+    headers = {**auth("sip-writer"), "Idempotency-Key": f"rule-{number()}"}
+    with caplog.at_level(logging.DEBUG):
+        created = await client.post("/v1/sip/dispatch-rules", json=body, headers=headers)
+        again = await client.post("/v1/sip/dispatch-rules", json=body, headers=headers)
+    assert created.status_code == 201, created.text
+    assert again.headers["Idempotent-Replayed"] == "true" and again.json() == created.json()
+    rule_id = created.json()["sip_dispatch_rule_id"]
+    assert created.json()["rule"]["dispatch_rule_direct"]["room_name"] == "vault"
+    assert "pin" not in created.json()["rule"]["dispatch_rule_direct"]
+
+    async with api.LiveKitAPI(livekit_server.url, API_KEY, API_SECRET) as lkapi:
+        found = await lkapi.sip.list_dispatch_rule(
+            api.ListSIPDispatchRuleRequest(dispatch_rule_ids=[rule_id])
+        )
+    assert found.items[0].rule.dispatch_rule_direct.pin == PIN  # LiveKit has it
+
+    for key in ("reader", "sip-writer"):
+        got = await client.get(f"/v1/sip/dispatch-rules/{rule_id}", headers=auth(key))
+        assert got.status_code == 200, got.text
+        assert got.json()["rule"]["dispatch_rule_direct"]["room_name"] == "vault"
+        assert "pin" not in got.json()["rule"]["dispatch_rule_direct"], key
+        listed = await client.get(
+            "/v1/sip/dispatch-rules",
+            params={"trunk_ids": [trunk["sip_trunk_id"]]},
+            headers=auth(key),
+        )
+        assert listed.status_code == 200, listed.text
+        assert rule_id in [r["sip_dispatch_rule_id"] for r in listed.json()["items"]]
+        assert PIN not in got.text + listed.text, key
+    patched = await client.patch(
+        f"/v1/sip/dispatch-rules/{rule_id}", json={"name": "vault-2"}, headers=auth("sip-writer")
+    )
+    assert patched.status_code == 200, patched.text
+    assert PIN not in patched.text and "pin" not in patched.json()["rule"]["dispatch_rule_direct"]
+
+    database = live_service.app.state.settings.database_url.get_secret_value().split("///", 1)[1]
+    with sqlite3.connect(database) as db:
+        stored = db.execute("SELECT response_body FROM idempotency_keys").fetchall()
+    assert any(rule_id in row[0] for row in stored)
+    assert not any(PIN in row[0] for row in stored)
+    assert not [r for r in caplog.records if PIN in r.getMessage()]

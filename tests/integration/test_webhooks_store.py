@@ -346,3 +346,41 @@ async def test_a_body_over_1_mib_is_413_over_real_http(client):
     assert response.status_code == 413
     missing = await client.get(f"{EVENTS}/EV_big_http", headers=auth("events"))
     assert missing.status_code == 404
+
+
+#: A trigger that makes every insert into `webhook_events` fail, per dialect.
+REFUSE_INSERTS = {
+    "sqlite": [
+        "CREATE TRIGGER refuse BEFORE INSERT ON webhook_events "
+        "BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'refused by a test trigger'; END $$",
+        "CREATE TRIGGER refuse BEFORE INSERT ON webhook_events "
+        "FOR EACH ROW EXECUTE FUNCTION refuse()",
+    ],
+}
+
+
+async def test_a_failed_insert_is_logged_without_the_body(
+    app_client, database_url, json_log_output
+):
+    """The webhook body is a parameter of the INSERT: the database's error is logged (with
+    its traceback) without it, and LiveKit gets a 503 to retry."""
+    async with app_client(UNUSED_LIVEKIT, database_url=database_url) as client:
+        store = client.app.state.store
+        async with store.engine.begin() as connection:
+            for statement in REFUSE_INSERTS[store.dialect]:
+                await connection.exec_driver_sql(statement)
+        marker = f"body-text-{time.time_ns()}"
+        body = webhook_body("EV_refused", metadata=marker)
+        response = await post(client, body, signed(body))
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "event_store_unavailable"
+    lines = [json.loads(line) for line in json_log_output.getvalue().splitlines()]
+    [failure] = [line for line in lines if line["event"].startswith("event store failure")]
+    assert "refused by a test trigger" in failure["exception"]  # the database's own text
+    assert "INSERT INTO webhook_events" in failure["exception"]
+    assert "parameters hidden" in failure["exception"]
+    assert marker not in json_log_output.getvalue().decode()

@@ -119,6 +119,12 @@ async def test_rtmp_ingress_publishes_a_participant_with_audio_and_video(
         return [event["event"] for event in response.json()["items"]]
 
     await poll(events, lambda types: {"ingress_started", "ingress_ended"} <= set(types))
+    # LiveKit's events carry the stream key; a key without ingress:write never sees it.
+    for key, shown in (("events", False), ("admin", True)):
+        stored = await media_client.get(
+            "/v1/webhooks/events", params={"ingress_id": created["ingress_id"]}, headers=auth(key)
+        )
+        assert (created["stream_key"] in stored.text) is shown, key
 
     listed = await media_client.get(
         "/v1/ingress", params={"room_name": room}, headers=auth("reader")

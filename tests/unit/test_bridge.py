@@ -184,6 +184,38 @@ def test_sip_passwords_and_turn_password_are_redacted():
     assert "turn_password" not in to_json(models.Room(name="r", turn_password="turn"))
 
 
+def test_dispatch_rule_pins_are_write_only_at_every_kind():
+    from livekit.protocol import sip
+
+    rule = sip.SIPDispatchRuleInfo(
+        sip_dispatch_rule_id="SDR_a",
+        rule=sip.SIPDispatchRule(
+            dispatch_rule_individual=sip.SIPDispatchRuleIndividual(room_prefix="c", pin="4321")
+        ),
+    )
+    shown = to_json(rule)["rule"]["dispatch_rule_individual"]
+    assert shown["room_prefix"] == "c" and "pin" not in shown
+    schema = model_for(sip.SIPDispatchRuleDirect).model_json_schema()
+    assert schema["properties"]["pin"]["writeOnly"] is True
+
+
+def test_withheld_fields_are_left_out_at_any_depth_of_an_item_or_a_page():
+    from livekit.protocol import ingress, webhook
+
+    from schemas.bridge import STREAM_KEY_FIELDS, to_page
+
+    info = ingress.IngressInfo(ingress_id="IN_a", stream_key="sk-value", url="rtmp://h/x")
+    event = webhook.WebhookEvent(id="EV_a", event="ingress_started", ingress_info=info)
+    assert to_json(info)["stream_key"] == "sk-value"  # shown unless withheld
+    assert to_json(event)["ingress_info"]["stream_key"] == "sk-value"
+    for shown in (
+        to_json(info, withheld=STREAM_KEY_FIELDS),
+        to_json(event, withheld=STREAM_KEY_FIELDS)["ingress_info"],
+        to_page([info], withheld=STREAM_KEY_FIELDS)["items"][0],
+    ):
+        assert "stream_key" not in shown and shown["url"] == "rtmp://h/x"
+
+
 def test_secret_fields_are_write_only_in_openapi():
     schema = model_for(egress.S3Upload).model_json_schema()
     assert schema["properties"]["secret"]["writeOnly"] is True
@@ -193,10 +225,10 @@ def test_secret_fields_are_write_only_in_openapi():
 def test_every_secret_field_names_a_real_field():
     from google.protobuf import descriptor_pool
 
-    from schemas.bridge import SECRET_FIELDS
+    from schemas.bridge import SECRET_FIELDS, STREAM_KEY_FIELDS
 
     pool = descriptor_pool.Default()
-    for full_name in SECRET_FIELDS:
+    for full_name in SECRET_FIELDS | STREAM_KEY_FIELDS:
         assert pool.FindFieldByName(full_name).full_name == full_name
 
 

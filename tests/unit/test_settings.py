@@ -7,7 +7,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from app.settings import Settings
+from app.settings import ConfigurationError, Settings, load_settings
 
 STRONG = "s" * 40
 
@@ -109,6 +109,29 @@ def test_service_keys_and_policy_from_files(monkeypatch, tmp_path):
     settings = make(monkeypatch, SERVICE_KEYS=f"@{keys}", TOKEN_POLICY=f"@{policy}")
     assert settings.service_keys[0].name == "ops"
     assert settings.effective_token_policy.anonymous.rooms == ["lobby-*"]
+
+
+def test_service_key_names_are_unique(monkeypatch):
+    """A name keys the caller's idempotency keys and rate limits: two keys may not share it."""
+    keys = [{"name": n, "key": k * 40} for n, k in (("ci", "a"), ("ops", "b"), ("ci", "c"))]
+    with pytest.raises(ValidationError, match=r"'ci' is given more than once") as error:
+        make(monkeypatch, SERVICE_KEYS=json.dumps(keys))
+    assert "'ops'" not in str(error.value) and "a" * 40 not in str(error.value)
+    distinct = make(monkeypatch, SERVICE_KEYS=json.dumps(keys[:2]))
+    assert [key.name for key in distinct.service_keys] == ["ci", "ops"]
+
+
+def test_an_unreadable_file_is_named_by_its_path(monkeypatch, tmp_path):
+    make(monkeypatch)  # the environment cleared
+    missing = tmp_path / "nowhere.yaml"
+    monkeypatch.setenv("TOKEN_POLICY", f"@{missing}")
+    with pytest.raises(ConfigurationError, match=rf"^TOKEN_POLICY: cannot read {missing}: "):
+        load_settings(_env_file=None)
+    (tmp_path / "latin1.json").write_bytes(b'[{"name": "caf\xe9"}]')
+    monkeypatch.setenv("TOKEN_POLICY", "")
+    monkeypatch.setenv("SERVICE_KEYS", f"@{tmp_path / 'latin1.json'}")
+    with pytest.raises(ConfigurationError, match=r"^SERVICE_KEYS: .*latin1.json is not UTF-8"):
+        load_settings(_env_file=None)
 
 
 def test_malformed_webhook_keys_are_refused(monkeypatch):
