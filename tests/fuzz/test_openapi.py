@@ -1,13 +1,14 @@
 """Fuzz tier: schemathesis over the service's own /openapi.json.
 
-The app runs in-process (schemathesis' ASGI transport, lifespan included) against the real
-LiveKit dev server, called with the `admin` service key. For every operation, generated
+The app runs in-process (schemathesis' ASGI transport, lifespan included) against a real
+LiveKit dev server of its own, so what the fuzz creates stays out of the other tests'
+server; it is called with the `admin` service key. For every operation, generated
 requests (valid and invalid) must never get a 5xx, and every response must be one the
 schema documents: its status code, content type, headers and body.
 
 The document is the one `create_app().openapi()` builds (what `/openapi.json` serves, which
 `test_served_document_is_the_fuzzed_one` checks); requests go to an app whose settings point
-at the `livekit_server` fixture.
+at the `fuzz_livekit` fixture.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from starlette.types import Receive, Scope, Send
 
 from app.devserver import LocalLiveKit
 from app.main import create_app
-from tests.conftest import KEYS, make_settings
+from tests.components import LocalRedis
+from tests.conftest import API_KEY, API_SECRET, KEYS, make_settings
 
 pytestmark = pytest.mark.integration
 
@@ -119,16 +121,38 @@ schema = schemathesis.openapi.from_dict(DOCUMENT, config=CONFIG)
 schema.app = APP
 
 
+@schema.hook
+def filter_path_parameters(context: Any, path_parameters: dict[str, Any] | None) -> bool:
+    """`GET /v1/webhooks/events/stream` is the event stream's own operation (its route is
+    matched first), not an event whose id is `stream`."""
+    return (path_parameters or {}).get("event_id") != "stream"
+
+
+@pytest.fixture(scope="module")
+def fuzz_livekit() -> Iterator[LocalLiveKit]:
+    """A LiveKit dev server of the fuzz tier's own, with a Redis of its own: what the
+    generated requests create (rooms, SIP trunks with any numbers or none, dispatch rules,
+    ingresses) stays there, out of the other tests' LiveKit."""
+    redis = LocalRedis().start()
+    server = LocalLiveKit(api_key=API_KEY, api_secret=API_SECRET, redis=redis.address)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        redis.stop()
+
+
 @pytest.fixture(scope="module")
 def fuzz_app(
-    livekit_server: LocalLiveKit, tmp_path_factory: pytest.TempPathFactory
+    fuzz_livekit: LocalLiveKit, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[FastAPI]:
     """The service against the real LiveKit dev server, with its own event store; every
     generated request (and every probe a check sends) goes to it in-process.
 
     Module-scoped: Hypothesis reuses it for every example; schemathesis starts its lifespan on
     the first request of each operation's test and ends it after that test."""
-    APP.target = create_app(make_settings(livekit_server.url, tmp_path_factory.mktemp("fuzz")))
+    APP.target = create_app(make_settings(fuzz_livekit.url, tmp_path_factory.mktemp("fuzz")))
     yield APP.target
     APP.target = None
 
