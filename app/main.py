@@ -25,7 +25,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from app.auth import EndUserVerifier
-from app.errors import AppError, BadRequest, InvalidInput
+from app.errors import AppError, BadRequest, InternalError, InvalidInput
 from app.idempotency import PURGE_INTERVAL_SECONDS
 from app.idempotency import purge_expired as purge_keys
 from app.livekit import LiveKit
@@ -36,7 +36,6 @@ from app.middleware import (
     DirectRoutesMiddleware,
     EarlyAuthMiddleware,
     HeaderLimitMiddleware,
-    InternalError,
     RequestContextMiddleware,
     problem_document,
     report_unexpected,

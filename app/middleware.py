@@ -48,7 +48,7 @@ from starlette.types import ASGIApp, HTTPExceptionHandler, Message, Receive, Sco
 
 from app import metrics
 from app.auth import bearer_credential, find_service_key
-from app.errors import AppError, PayloadTooLarge, Unauthorized
+from app.errors import AppError, HeaderFieldsTooLarge, InternalError, PayloadTooLarge, Unauthorized
 from app.logs import access_logger
 from app.webhooks import SIGNATURE_INVALID
 
@@ -71,16 +71,6 @@ MAX_HEADERS = 100
 MAX_HEADER_BYTES = 16 * 1024
 #: Longest header block (every name and value), bytes.
 MAX_HEADER_BLOCK_BYTES = 64 * 1024
-
-
-class HeaderFieldsTooLarge(AppError):
-    """431: too many header fields, or one too long (RFC 6585 §5)."""
-
-    status, code, title = 431, "header_fields_too_large", "Request header fields too large"
-
-
-class InternalError(AppError):
-    """500: an exception nobody expected; the detail never says more than this."""
 
 
 def problem_document(error: AppError, request_id: str | None) -> dict[str, Any]:
