@@ -1,6 +1,6 @@
 """One error family for the whole service, and LiveKit's Twirp codes mapped onto it.
 
-Every error leaves the service as RFC 9457 `application/problem+json` (see `app.main`):
+Every error leaves the service as RFC 9457 `application/problem+json` (see `app.problems`):
 `{"type", "title", "status", "detail", "code", "request_id"}` plus any extra members.
 The Twirp-code table is the one in `shared/api-contract.md` ("Mapping of LiveKit errors");
 it lives here and nowhere else.
