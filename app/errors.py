@@ -1,6 +1,6 @@
 """One error family for the whole service, and LiveKit's Twirp codes mapped onto it.
 
-Every error leaves the service as RFC 9457 `application/problem+json` (see `app.main`):
+Every error leaves the service as RFC 9457 `application/problem+json` (see `app.problems`):
 `{"type", "title", "status", "detail", "code", "request_id"}` plus any extra members.
 The Twirp-code table is the one in `shared/api-contract.md` ("Mapping of LiveKit errors");
 it lives here and nowhere else.
@@ -81,6 +81,12 @@ class PayloadTooLarge(AppError):
     status, code, title = 413, "payload_too_large", "Payload too large"
 
 
+class UnsupportedMediaType(AppError):
+    """415: the body is not one of the accepted content types."""
+
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
+
+
 class InvalidInput(AppError):
     """422: well-formed but unacceptable input; `errors` lists `{"loc", "msg"}` items."""
 
@@ -94,6 +100,16 @@ class RateLimited(AppError):
 
     def __init__(self, detail: str, *, retry_after: int, code: str | None = None) -> None:
         super().__init__(detail, code=code, headers={"Retry-After": str(max(1, retry_after))})
+
+
+class HeaderFieldsTooLarge(AppError):
+    """431: too many header fields, or one too long (RFC 6585 §5)."""
+
+    status, code, title = 431, "header_fields_too_large", "Request header fields too large"
+
+
+class InternalError(AppError):
+    """500: an exception nobody expected; the detail never says more than this."""
 
 
 class FeatureNotEnabled(AppError):

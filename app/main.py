@@ -1,46 +1,35 @@
-"""`create_app()`: routers, problem+json error handling, the request layers of
-`app.middleware` (request ids, access log, header and body limits, authentication before
-the body), and the lifespan that owns the LiveKit gateway, the HTTP client, the rate
-limiter and the store (migrated at start-up, with its housekeeping tasks, kept in
-`app.state.housekeeping`) and closes them."""
+"""`create_app()` assembles the app: settings, the request layers of `app.middleware`
+(request ids, access log, header and body limits, authentication before the body), the
+routers, the problem+json handlers of `app.problems`, and the lifespan that owns the
+LiveKit gateway, the HTTP client, the rate limiter and the store (migrated at start-up,
+with its housekeeping tasks, kept in `app.state.housekeeping`) and closes them."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import json
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
-from http import HTTPStatus
-from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from app.auth import EndUserVerifier
-from app.errors import AppError, BadRequest, InvalidInput
 from app.idempotency import PURGE_INTERVAL_SECONDS
 from app.idempotency import purge_expired as purge_keys
 from app.livekit import LiveKit
 from app.middleware import (
-    PROBLEM_JSON,
     REQUEST_ID_HEADER,
     BodyLimitMiddleware,
     DirectRoutesMiddleware,
     EarlyAuthMiddleware,
     HeaderLimitMiddleware,
-    InternalError,
     RequestContextMiddleware,
-    problem_document,
-    report_unexpected,
 )
+from app.problems import add_exception_handlers, document_problems
 from app.ratelimits import RateLimiter
 from app.settings import Settings, get_settings
 from app.store import Store, run_periodically
@@ -60,11 +49,6 @@ from routers import (
     whoami,
 )
 from routers.direct import DirectRoute
-from schemas.problems import Problem
-
-log = logging.getLogger(__name__)
-
-_NOT_JSON = "the body is not valid JSON"
 
 
 @asynccontextmanager
@@ -164,10 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # `_add_outer_layers` puts the request context and CORS around all of them.
     for layer in (BodyLimitMiddleware, EarlyAuthMiddleware, HeaderLimitMiddleware):
         app.add_middleware(layer)
-    app.add_exception_handler(AppError, _app_error)
-    app.add_exception_handler(Exception, _unexpected_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    add_exception_handlers(app)
     # Routes are matched in order, one by one. The routes served directly (the token
     # endpoint, LiveKit's webhooks: `routers.direct`) come first, before FastAPI's own
     # documentation routes too, and sit on the app's own router: FastAPI 0.165 matches an
@@ -197,7 +178,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         console,
     ):
         app.include_router(module.router)
-    _document_problems(app)
+    document_problems(app)
     _add_outer_layers(app, app.state.settings, direct_routes)
     return app
 
@@ -213,7 +194,7 @@ def _add_outer_layers(app: FastAPI, settings: Settings, direct_routes: list[Dire
     `RequestContextMiddleware` (outermost: every response, a CORS preflight too, carries
     `X-Request-ID`) and Starlette's `CORSMiddleware` for `CORS_ALLOW_ORIGINS`, so that every
     response to an allowed origin carries `Access-Control-Allow-Origin`, a 500 included
-    (`_unexpected_error` renders it inside CORS). Preflights (`OPTIONS` with
+    (`app.problems` renders it inside CORS). Preflights (`OPTIONS` with
     `Access-Control-Request-Method`) are answered by CORS: 200 for an allowed origin,
     method and headers, 400 otherwise (Fetch standard, CORS protocol). Just inside CORS,
     `DirectRoutesMiddleware` serves `direct_routes` ahead of the rest (see its doc)."""
@@ -234,117 +215,3 @@ def _add_outer_layers(app: FastAPI, settings: Settings, direct_routes: list[Dire
         return RequestContextMiddleware(stack)
 
     app.build_middleware_stack = build_with_outer_layers  # type: ignore[method-assign]
-
-
-def _document_problems(app: FastAPI) -> None:
-    """Make /openapi.json show the error responses as the handlers below send them.
-
-    FastAPI files a `responses=` model under `application/json` and documents its own
-    `HTTPValidationError` for 422; the handlers answer `application/problem+json` with a
-    `Problem`. And any operation with a JSON body may answer 400 `malformed_json`, and 413
-    for a body over 1 MiB (`app.middleware.BodyLimitMiddleware`).
-    """
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = generate()
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        if "Problem" not in components:
-            problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-            components.update(problem.pop("$defs", {}))
-            components["Problem"] = problem
-        problem_content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
-        for path_item in schema.get("paths", {}).values():
-            for operation in path_item.values():
-                responses = operation.setdefault("responses", {})
-                if "requestBody" in operation:
-                    responses.setdefault("400", {"description": HTTPStatus(400).phrase})
-                    responses.setdefault("413", {"description": "the body is over 1 MiB"})
-                for status, response in responses.items():
-                    if status.startswith(("4", "5")) and _is_problem(response):
-                        response["content"] = dict(problem_content)
-        for unused in ("HTTPValidationError", "ValidationError"):
-            if f'"#/components/schemas/{unused}"' not in json.dumps(schema):
-                components.pop(unused, None)
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
-def _is_problem(response: dict[str, Any]) -> bool:
-    """A documented error response the problem handlers answer: one that names
-    `application/problem+json`, FastAPI's default 422, or one without content."""
-    content = response.get("content")
-    if not content:
-        return True
-    if PROBLEM_JSON in content:
-        return True
-    schema = content.get("application/json", {}).get("schema", {})
-    return bool(schema.get("$ref") == "#/components/schemas/HTTPValidationError")
-
-
-def problem_response(request: Request, error: AppError) -> JSONResponse:
-    """`error` as an RFC 9457 problem document."""
-    return _problem(
-        request, error.status, error.code, error.title, error.detail, error.headers, error.extra
-    )
-
-
-def _problem(
-    request: Request,
-    status: int,
-    code: str,
-    title: str,
-    detail: str,
-    headers: dict[str, str] | None = None,
-    extra: dict[str, Any] | None = None,
-) -> JSONResponse:
-    error = AppError(detail, code=code, headers=headers, extra=extra)
-    error.status, error.title = status, title  # type: ignore[misc]  # an instance's own
-    body = problem_document(error, getattr(request.state, "request_id", None))
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
-
-
-async def _app_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AppError)
-    if exc.status >= 500:
-        log.warning(
-            "%s %s -> %s %s: %s", request.method, request.url.path, exc.status, exc.code, exc.detail
-        )
-    return problem_response(request, exc)
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    """An exception nobody expected, as Starlette's `ServerErrorMiddleware` hands it over:
-    a problem+json `500 internal_error` with the request id, never a trace or a secret.
-    It is logged with its traceback and the request id and counted in `/metrics` before the
-    answer leaves (`report_unexpected`)."""
-    report_unexpected(request.scope.setdefault("state", {}), exc)
-    error = InternalError("an unexpected error occurred; quote the request_id")
-    return problem_response(request, error)
-
-
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-    if any(e["type"] == "json_invalid" for e in errors):
-        error = BadRequest(_NOT_JSON, code="malformed_json")
-        return problem_response(request, error)
-    return problem_response(
-        request, InvalidInput("the request is not valid", extra={"errors": errors})
-    )
-
-
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    """Starlette's own errors (unknown route, wrong method ...) as problems too."""
-    assert isinstance(exc, StarletteHTTPException)
-    if exc.status_code == HTTPStatus.BAD_REQUEST:
-        # FastAPI's own 400 for a JSON body it cannot even decode (e.g. not UTF-8): the same
-        # problem as any other body that is not JSON (`_validation_error`).
-        return problem_response(request, BadRequest(_NOT_JSON, code="malformed_json"))
-    phrase = HTTPStatus(exc.status_code).phrase
-    code = phrase.lower().replace(" ", "_").replace("-", "_")
-    headers = dict(exc.headers) if exc.headers else None
-    return _problem(request, exc.status_code, code, phrase, str(exc.detail), headers)

@@ -1,5 +1,5 @@
 """The ASGI layers every request passes before a route (part of the app's HTTP assembly,
-like `app.main`). From the outside in (Starlette's CORS middleware and its
+like `app.main` and `app.problems`). From the outside in (Starlette's CORS middleware and its
 `ServerErrorMiddleware` sit between 1 and 2, see `app.main`):
 
 1. `RequestContextMiddleware`: the request id (`X-Request-ID`: the caller's when it is 1 to
@@ -20,8 +20,8 @@ like `app.main`). From the outside in (Starlette's CORS middleware and its
    (FastAPI's own `max_body_size` sits outside every user middleware, so it would refuse
    before authentication, and outside CORS; it also answers text/plain in places.)
 
-Each of 2 to 4 answers with a plain ASGI response (`send_problem`), so CORS, outside them,
-adds its headers to these answers as to any other.
+Each of 2 to 4 answers with a plain ASGI response (`app.problems.send_problem`), so CORS,
+outside them, adds its headers to these answers as to any other.
 
 `DirectRoutesMiddleware`, just inside CORS, serves the direct routes (`routers.direct`)
 itself when 2 to 4 would pass the request on unchanged, skipping them and the framework's
@@ -31,8 +31,6 @@ own layers; every other request, refusals included, goes the way above.
 from __future__ import annotations
 
 import inspect
-import json
-import logging
 import os
 import random
 import time
@@ -48,17 +46,14 @@ from starlette.types import ASGIApp, HTTPExceptionHandler, Message, Receive, Sco
 
 from app import metrics
 from app.auth import bearer_credential, find_service_key
-from app.errors import AppError, PayloadTooLarge, Unauthorized
+from app.errors import HeaderFieldsTooLarge, InternalError, PayloadTooLarge, Unauthorized
 from app.logs import access_logger
+from app.problems import report_unexpected, send_problem
 from app.webhooks import SIGNATURE_INVALID
 
 if TYPE_CHECKING:
     from routers.direct import DirectRoute
 
-log = logging.getLogger(__name__)
-
-PROBLEM_JSON = "application/problem+json"
-PROBLEM_TYPE_BASE = "https://docs.livekit-control-plane.dev/problems/"
 REQUEST_ID_HEADER = "X-Request-ID"
 #: Longest `X-Request-ID` echoed (contract: 1 to 128 visible ASCII characters).
 MAX_REQUEST_ID_LENGTH = 128
@@ -71,43 +66,6 @@ MAX_HEADERS = 100
 MAX_HEADER_BYTES = 16 * 1024
 #: Longest header block (every name and value), bytes.
 MAX_HEADER_BLOCK_BYTES = 64 * 1024
-
-
-class HeaderFieldsTooLarge(AppError):
-    """431: too many header fields, or one too long (RFC 6585 §5)."""
-
-    status, code, title = 431, "header_fields_too_large", "Request header fields too large"
-
-
-class InternalError(AppError):
-    """500: an exception nobody expected; the detail never says more than this."""
-
-
-def problem_document(error: AppError, request_id: str | None) -> dict[str, Any]:
-    """`error` as an RFC 9457 problem document (`type`, `title`, `status`, `detail`,
-    `code`, `request_id` and the error's `extra` members)."""
-    return {
-        "type": f"{PROBLEM_TYPE_BASE}{error.code}",
-        "title": error.title,
-        "status": error.status,
-        "detail": error.detail,
-        "code": error.code,
-        "request_id": request_id,
-        **error.extra,
-    }
-
-
-async def send_problem(scope: Scope, send: Send, error: AppError) -> None:
-    """Answer the request with `error` as `application/problem+json` (plain ASGI)."""
-    request_id = scope.get("state", {}).get("request_id")
-    body = json.dumps(problem_document(error, request_id), ensure_ascii=False).encode()
-    headers = [
-        (b"content-type", PROBLEM_JSON.encode()),
-        (b"content-length", str(len(body)).encode()),
-        *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()),
-    ]
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 #: The generator of request ids: an instance of its own, so that no other code's
@@ -186,23 +144,6 @@ class RequestContextMiddleware:
                 request_id=request_id,
             )
             structlog.contextvars.unbind_contextvars("request_id")
-
-
-def report_unexpected(state: dict[str, Any], exc: Exception) -> None:
-    """Log `exc` with its traceback and the request id (from the request's scope `state`)
-    and count it in `/metrics`, once per request: Starlette's `ServerErrorMiddleware` hands
-    it to `app.main`'s handler, which reports it before the 500 is sent, then re-raises it
-    to `RequestContextMiddleware`, which reports only what nobody did."""
-    if state.get("unexpected_reported"):
-        return
-    state["unexpected_reported"] = True
-    metrics.UNHANDLED.labels(exc.__class__.__name__).inc()
-    log.exception(
-        "unhandled %s",
-        exc.__class__.__name__,
-        exc_info=exc,
-        extra={"request_id": state.get("request_id")},
-    )
 
 
 def _route(scope: Scope) -> str:

@@ -41,7 +41,7 @@ from jwt.types import Options
 from livekit.protocol.webhook import WebhookEvent
 
 from app.auth import bearer_credential
-from app.errors import AppError, BadRequest, NotFound, Unauthorized
+from app.errors import BadRequest, NotFound, Unauthorized, UnsupportedMediaType
 from app.store import DATABASE_ERRORS, Store, StreamPosition, database_errors
 from app.tokens import PreparedKeyJWT, check_hs256_signature
 from schemas.bridge import STREAM_KEY_FIELDS, from_livekit_json, to_json
@@ -69,12 +69,6 @@ RETENTION_INTERVAL_SECONDS = 3600.0
 SIGNATURE_INVALID = "webhook_signature_invalid"
 #: Clock skew allowed on a webhook token's `exp`/`nbf` (livekit-api's `TokenVerifier` default).
 WEBHOOK_LEEWAY = dt.timedelta(minutes=1)
-
-
-class UnsupportedMediaType(AppError):
-    """415: the body is not one of the accepted content types."""
-
-    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
 
 
 # --- verification (pure) ------------------------------------------------------------------

@@ -269,7 +269,7 @@ async def test_an_invalid_request_id_is_replaced(http, given):
 
 
 async def test_an_unexpected_exception_is_a_problem_500_logged_and_counted(http, caplog):
-    with caplog.at_level(logging.ERROR, logger="app.middleware"):
+    with caplog.at_level(logging.ERROR, logger="app.problems"):
         response = await http.get("/v1/test-boom", headers={"X-Request-ID": "boom-1"})
     problem = assert_problem(response, 500, "internal_error")
     assert problem["request_id"] == "boom-1"

@@ -93,7 +93,7 @@ async def test_an_unexpected_exception_on_the_direct_way_is_the_last_resort_500(
 
     http.app.dependency_overrides[get_token_caller] = failing
     headers = {**JSON, "X-Request-ID": "direct-boom", "Origin": "http://localhost:3000"}
-    with caplog.at_level(logging.ERROR, logger="app.middleware"):
+    with caplog.at_level(logging.ERROR, logger="app.problems"):
         response = await http.post("/v1/token", content=BODY, headers=headers)
     assert routed == [False]  # the direct way
     assert response.status_code == 500, response.text

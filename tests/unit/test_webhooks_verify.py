@@ -10,10 +10,9 @@ import time
 import jwt
 import pytest
 
-from app.errors import BadRequest, Unauthorized
+from app.errors import BadRequest, Unauthorized, UnsupportedMediaType
 from app.webhooks import (
     PageToken,
-    UnsupportedMediaType,
     check_content_type,
     parse_event,
     verify_signature,
