@@ -9,5 +9,6 @@ package (and the schema's history in `migrations/`).
 - `cursor`: the page-token codec of keyset pages.
 
 The domain modules (`app.webhooks`, `app.idempotency`, `app.sessions`) keep the rules and
-call the repositories.
+call the repositories; `tests/unit/test_store_boundary.py` fails when a module outside this
+package imports SQLAlchemy's statement builders.
 """
