@@ -26,7 +26,7 @@ def _run(connection: Connection) -> None:
 async def _run_on_database_url() -> None:
     from app.settings import get_settings
 
-    store = Store(get_settings().database_url)
+    store = Store(get_settings().database_url.get_secret_value())
     try:
         async with store.engine.begin() as connection:
             await connection.run_sync(_run)
