@@ -4,7 +4,7 @@ on the event loop instead of handing each to a worker thread.
 
 - `SettingsDep`: the app's `Settings`;
 - `LiveKitDep`: the `LiveKit` gateway owned by the lifespan;
-- `StoreDep`: the `Store` (database engine and sessions, see `app.store`) owned by the lifespan;
+- `StoreDep`: the `Store` (database engine and repositories, see `app.store`) owned by the lifespan;
 - `EventFollowerDep`: the event streams' `EventFollower` (`app.streams`) owned by the lifespan;
 - `CallerDep`: the service key of an `Authorization: Bearer` caller (401 otherwise);
 - `RoomsReadCaller`, `RoomsWriteCaller` ... (one per scope): a `CallerDep` that also holds
@@ -51,7 +51,7 @@ from app.idempotency import (
 from app.livekit import LiveKit
 from app.ratelimits import RateLimiter
 from app.settings import Settings
-from app.store import Store
+from app.store.engine import Store
 from app.streams import EventFollower
 from app.tokens import Caller, CallerRule, rule_for
 from schemas.bridge import to_json

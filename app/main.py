@@ -32,7 +32,7 @@ from app.middleware import (
 from app.problems import add_exception_handlers, document_problems
 from app.ratelimits import RateLimiter
 from app.settings import Settings, get_settings
-from app.store import Store, run_periodically
+from app.store.engine import Store, run_periodically
 from app.streams import EventFollower
 from app.webhooks import RETENTION_INTERVAL_SECONDS, purge_expired_events
 from routers import (

@@ -24,20 +24,21 @@ insert path is untouched; the price is paid on read (see bench/README.md).
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import sqlalchemy as sa
 from livekit.protocol.egress import EgressStatus
 from livekit.protocol.models import TrackSource
 from livekit.protocol.webhook import WebhookEvent
 
-from app.errors import BadRequest, NotFound
-from app.store import Store, database_errors, webhook_events
+from app.errors import NotFound
+from app.store import sessions as queries
+from app.store.cursor import Cursor
+from app.store.engine import Store
+from app.store.errors import database_errors
 from schemas.bridge import from_livekit_json
 from schemas.common import Page
 from schemas.sessions import (
@@ -65,11 +66,6 @@ CLOCK_SLACK = dt.timedelta(seconds=60)
 #: Fewest `room_started` rows read per query while filling a page (more when a filter such
 #: as `active` leaves a batch short).
 MIN_SCAN_BATCH = 20
-
-#: The list's scan: `room_started` rows by time (created by migration 0003).
-anchor_index = sa.Index(
-    "ix_webhook_events_event_created_at", webhook_events.c.event, webhook_events.c.created_at
-)
 
 _TERMINAL_EGRESS = frozenset(
     {
@@ -370,69 +366,13 @@ def fold_sessions(events: Iterable[StoredSessionEvent]) -> dict[str, SessionFold
 
 
 @dataclass(frozen=True)
-class SessionPageToken:
+class SessionPageToken(Cursor):
     """The cursor of the session list: `created_at` and event `id` of the last page's last
     `room_started` row (the list is ordered by both, descending)."""
 
     PREFIX: ClassVar[str] = "se1:"
     created_at: dt.datetime
     event_id: str
-
-    def encode(self) -> str:
-        """URL-safe text for `next_page_token`."""
-        raw = f"{self.PREFIX}{self.created_at.isoformat()}|{self.event_id}".encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, token: str) -> SessionPageToken:
-        """Read a token made by `encode`; `BadRequest` (400, `invalid_page_token`) otherwise."""
-        try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-            if not raw.startswith(cls.PREFIX):
-                raise ValueError(raw)
-            when, _, event_id = raw.removeprefix(cls.PREFIX).partition("|")
-            created = dt.datetime.fromisoformat(when)
-            if created.tzinfo is None or not event_id:
-                raise ValueError(raw)
-            return cls(created, event_id)
-        except ValueError:
-            raise BadRequest(
-                "page_token is not one this API issued", code="invalid_page_token"
-            ) from None
-
-
-_COLUMNS = (
-    webhook_events.c.id,
-    webhook_events.c.event,
-    webhook_events.c.room_name,
-    webhook_events.c.created_at,
-    webhook_events.c.received_at,
-    webhook_events.c.body,
-)
-
-
-async def _anchors(
-    store: Store, query: SessionQuery, after: SessionPageToken | None, limit: int
-) -> list[Any]:
-    """`room_started` rows of the query's window, newest first, after the cursor."""
-    table = webhook_events
-    statement = sa.select(*_COLUMNS).where(table.c.event == ROOM_STARTED)
-    if query.room_name is not None:
-        statement = statement.where(table.c.room_name == query.room_name)
-    if query.start is not None:
-        statement = statement.where(table.c.created_at >= query.start)
-    if query.end is not None:
-        statement = statement.where(table.c.created_at < query.end)
-    if after is not None:
-        statement = statement.where(
-            sa.or_(
-                table.c.created_at < after.created_at,
-                sa.and_(table.c.created_at == after.created_at, table.c.id < after.event_id),
-            )
-        )
-    statement = statement.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit)
-    async with store.sessions() as session:
-        return list((await session.execute(statement)).all())
 
 
 async def _session_events(
@@ -445,14 +385,7 @@ async def _session_events(
     wanted: dict[str, set[str]] = {}
     for session_id, room_name in anchors:
         wanted.setdefault(room_name, set()).add(session_id)
-    table = webhook_events
-    statement = sa.select(*_COLUMNS).where(
-        table.c.room_name.in_(sorted(wanted)),
-        table.c.event.in_(SESSION_EVENTS),
-        table.c.created_at >= since,
-    )
-    async with store.sessions() as session:
-        rows = (await session.execute(statement)).all()
+    rows = await queries.events_of_rooms(store, wanted, SESSION_EVENTS, since)
     return [
         StoredSessionEvent.from_row(row)
         for row in rows
@@ -477,7 +410,15 @@ async def list_sessions(
     batch = max(query.limit + 1, MIN_SCAN_BATCH)
     with database_errors():
         while len(found) <= query.limit:
-            rows = await _anchors(store, query, cursor, batch)
+            rows = await queries.anchors_page(
+                store,
+                ROOM_STARTED,
+                room_name=query.room_name,
+                start=query.start,
+                end=query.end,
+                after=(cursor.created_at, cursor.event_id) if cursor else None,
+                limit=batch,
+            )
             if not rows:
                 break
             cursor = SessionPageToken(rows[-1].created_at, rows[-1].id)
@@ -500,10 +441,6 @@ async def list_sessions(
     return Page[SessionSummary](items=[summary for _, summary in page], next_page_token=token)
 
 
-def _like_literal(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 async def get_session(
     store: Store, session_id: str, *, retention_days: int, now: dt.datetime | None = None
 ) -> SessionDetails:
@@ -515,15 +452,9 @@ async def get_session(
     missing = NotFound(f"no stored session has id {session_id!r}", code="session_not_found")
     if not session_id.isprintable() or '"' in session_id:
         raise missing
-    table = webhook_events
-    # The sid appears verbatim in its room_started body; the parse below confirms the match.
-    statement = sa.select(*_COLUMNS).where(
-        table.c.event == ROOM_STARTED,
-        table.c.body.like(f"%{_like_literal(session_id)}%", escape="\\"),
-    )
     with database_errors():
-        async with store.sessions() as session:
-            rows = (await session.execute(statement)).all()
+        # The sid appears verbatim in its room_started body; the parse below confirms it.
+        rows = await queries.events_containing(store, ROOM_STARTED, session_id)
         anchors = [r for r in rows if StoredSessionEvent.from_row(r).session_id == session_id]
         if not anchors:
             raise missing

@@ -5,9 +5,9 @@ The follower
     `EventFollower` (one per process, owned by the app's lifespan: `app.state.event_follower`)
     reads new webhook events for all the streams of the process: once per
     `FOLLOW_POLL_SECONDS` (events stored by other replicas) and at once when this process
-    stores one (`Store.changed`), however many streams are open; while none is open it does
-    not read at all. Each row it reads goes into the queue of every open stream whose
-    filters it matches (`Subscription`).
+    stores one (`EventRepository.changed`), however many streams are open; while none is
+    open it does not read at all. Each row it reads goes into the queue of every open
+    stream whose filters it matches (`Subscription`).
 
 A stream (`EventFollower.stream`)
     1. subscribes: from then on, every row the follower reads past its position is queued;
@@ -15,7 +15,7 @@ A stream (`EventFollower.stream`)
        where the follower stands (`app.webhooks.stored_rows_past`), serving them;
     3. serves its queue, skipping any row it has already served.
     Both readings follow the store's follow order up to its high-water mark
-    (`Store.follow_events`), so a late-committing event is never skipped: a row that step
+    (`EventRepository.follow`), so a late-committing event is never skipped: a row that step
     2 did not return was beyond the high-water mark of that read, hence beyond the
     follower's position when the stream subscribed, and the follower queues it once it
     commits.
@@ -48,7 +48,9 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
 from app.errors import RateLimited
-from app.store import DATABASE_ERRORS, Store, StreamPosition
+from app.store.engine import Store
+from app.store.errors import DATABASE_ERRORS
+from app.store.events import StreamPosition
 from app.webhooks import (
     FOLLOW_BATCH,
     FOLLOW_POLL_SECONDS,
@@ -241,7 +243,7 @@ class EventFollower:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            changed = self.store.changed()
+            changed = self.store.events.changed()
             read = 0
             try:
                 read = await self._read()
@@ -259,10 +261,10 @@ class EventFollower:
         """Read the next rows past the follower's position and queue each in every
         matching subscription; returns how many rows were read."""
         if self._position is None:
-            self._position = await self.store.stream_position_now()
+            self._position = await self.store.events.stream_position_now()
             for subscription in self._subscriptions:
                 subscription.started.set()
-        rows = await self.store.follow_events(filters={}, after=self._position, limit=FOLLOW_BATCH)
+        rows = await self.store.events.follow(filters={}, after=self._position, limit=FOLLOW_BATCH)
         self.polls += 1
         for row in rows:
             self._position = row_position(row)

@@ -42,7 +42,10 @@ from livekit.protocol.webhook import WebhookEvent
 
 from app.auth import bearer_credential
 from app.errors import BadRequest, NotFound, Unauthorized, UnsupportedMediaType
-from app.store import DATABASE_ERRORS, Store, StreamPosition, database_errors
+from app.store.cursor import Cursor
+from app.store.engine import Store
+from app.store.errors import DATABASE_ERRORS, database_errors
+from app.store.events import StreamPosition
 from app.tokens import PreparedKeyJWT, check_hs256_signature
 from schemas.bridge import STREAM_KEY_FIELDS, from_livekit_json, to_json
 from schemas.common import Page
@@ -286,7 +289,7 @@ async def receive_webhook(
     check_content_type(content_type)
     event, columns = parse_event(body)
     with database_errors():
-        stored = await store.insert_event(columns)
+        stored = await store.events.insert(columns)
     # DEBUG: every event is stored and listed, and the request has its access line; at
     # INFO a second line per event costs each about 50 µs (the standard library path).
     log.debug("webhook %s %s (key %s)%s", event.event, event.id, key, "" if stored else " dup")
@@ -301,7 +304,7 @@ async def purge_expired_events(
     if retention_days <= 0:
         return 0
     cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=retention_days)
-    return await store.delete_events_received_before(cutoff)
+    return await store.events.delete_received_before(cutoff)
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -336,29 +339,11 @@ def stored_event(row: Any, withheld: frozenset[str] = STREAM_KEY_FIELDS) -> Stor
 
 
 @dataclass(frozen=True)
-class PageToken:
+class PageToken(Cursor):
     """The opaque cursor of the event list: the store sequence of the last row returned."""
 
     PREFIX: ClassVar[str] = "ev1:"
     before_seq: int
-
-    def encode(self) -> str:
-        """URL-safe text for `next_page_token`."""
-        raw = f"{self.PREFIX}{self.before_seq}".encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, token: str) -> PageToken:
-        """Read a token made by `encode`; `BadRequest` (400, `invalid_page_token`) otherwise."""
-        try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-            if not raw.startswith(cls.PREFIX):
-                raise ValueError(raw)
-            return cls(int(raw.removeprefix(cls.PREFIX)))
-        except ValueError:
-            raise BadRequest(
-                "page_token is not one this API issued", code="invalid_page_token"
-            ) from None
 
 
 async def list_events(
@@ -371,7 +356,7 @@ async def list_events(
     """
     before = PageToken.decode(query.page_token).before_seq if query.page_token else None
     with database_errors():
-        rows = await store.find_events(
+        rows = await store.events.find(
             filters=query.columns(),
             since=query.since,
             until=query.until,
@@ -391,7 +376,7 @@ async def get_event(
     """The stored event with LiveKit id `event_id`, without the `withheld` fields
     (`stored_event`); `NotFound` (404, `event_not_found`)."""
     with database_errors():
-        row = await store.get_event(event_id)
+        row = await store.events.get(event_id)
     if row is None:
         raise NotFound(f"no stored event has id {event_id!r}", code="event_not_found")
     return stored_event(row, withheld)
@@ -400,13 +385,13 @@ async def get_event(
 async def stream_start(store: Store, last_event_id: str | None) -> StreamPosition:
     """Where a follower starts: after `last_event_id` (an SSE `Last-Event-ID`; an id no
     longer stored replays everything retained), else from now (see
-    `Store.stream_position_now`). Raises 503 (`event_store_unavailable`) while the database
-    is unavailable, before the stream starts."""
+    `EventRepository.stream_position_now`). Raises 503 (`event_store_unavailable`) while
+    the database is unavailable, before the stream starts."""
     with database_errors():
         if last_event_id:
-            position = await store.event_position(last_event_id)
+            position = await store.events.position_of(last_event_id)
             return position if position is not None else StreamPosition(-1, 0)
-        return await store.stream_position_now()
+        return await store.events.stream_position_now()
 
 
 def row_position(row: Any) -> StreamPosition:
@@ -418,11 +403,11 @@ async def stored_rows_past(
     store: Store, columns: dict[str, str], after: StreamPosition
 ) -> AsyncIterator[Any]:
     """The `webhook_events` rows matching `columns` past `after`, in follow order, read
-    `FOLLOW_BATCH` at a time up to the store's high-water mark (`Store.follow_events`);
+    `FOLLOW_BATCH` at a time up to the store's high-water mark (`EventRepository.follow`);
     ends at the first read that returns fewer. Database errors (`DATABASE_ERRORS`) reach
     the caller."""
     while True:
-        rows = await store.follow_events(filters=columns, after=after, limit=FOLLOW_BATCH)
+        rows = await store.events.follow(filters=columns, after=after, limit=FOLLOW_BATCH)
         for row in rows:
             after = row_position(row)
             yield row
@@ -446,13 +431,13 @@ async def follow_events(
     Events stored by any replica sharing the database are found by polling every
     `poll_seconds`; this process's own inserts wake the follower at once. The store hands
     out rows only up to a high-water mark no transaction in flight can fall below (see
-    `Store.follow_events`), so the stream never skips an event that commits late.
+    `EventRepository.follow`), so the stream never skips an event that commits late.
     A database failure ends the stream cleanly (the client reconnects with `Last-Event-ID`
     and resumes where it was once the database is back; until then it gets 503).
     """
     columns = filters.columns()
     while True:
-        changed = store.changed()
+        changed = store.events.changed()
         try:
             async for row in stored_rows_past(store, columns, after):
                 after = row_position(row)

@@ -21,7 +21,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.sessions import get_session, list_sessions
-from app.store import Store, webhook_events
+from app.store.engine import Store
+from app.store.tables import webhook_events
 from app.webhooks import list_events, parse_event
 from schemas.sessions import SessionQuery
 from schemas.webhooks import EventQuery
@@ -99,7 +100,7 @@ async def fill(store: Store, sessions: int) -> int:
     for index in range(sessions):
         for event in room_life(index):
             rows.append(parse_event(json.dumps(event).encode())[1])
-    async with store.sessions.begin() as session:
+    async with store.db_session.begin() as session:
         await session.execute(sa.insert(webhook_events), rows)
         await session.run_sync(lambda s: projection.create(s.connection()))
         when = dt.datetime(2026, 1, 1)
@@ -160,7 +161,7 @@ async def main(sessions: int) -> None:
 
     async def projection_rows() -> int:
         statement = sa.select(projection).order_by(projection.c.created_at.desc())
-        async with store.sessions() as session:
+        async with store.db_session() as session:
             return len((await session.execute(statement)).all())
 
     assert await all_sessions(200) == sessions

@@ -1,6 +1,6 @@
-"""Alembic environment: runs on the connection `app.store.Store.migrate()` hands over, or,
-from the command line (`uv run alembic upgrade head`, `alembic revision --autogenerate`),
-on `DATABASE_URL`."""
+"""Alembic environment: runs on the connection `app.store.engine.Store.migrate()` hands
+over, or, from the command line (`uv run alembic upgrade head`, `alembic revision
+--autogenerate`), on `DATABASE_URL`. Every table is declared in `app.store.tables`."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-# Modules declaring further tables on `metadata` are imported here for autogenerate.
-import app.idempotency  # declares `idempotency_keys`
-import app.sessions  # noqa: F401 - declares `ix_webhook_events_event_created_at`
-from app.store import Store, metadata
+from app.store.engine import Store
+from app.store.tables import metadata
 
 
 def _run(connection: Connection) -> None:
@@ -28,7 +26,7 @@ def _run(connection: Connection) -> None:
 async def _run_on_database_url() -> None:
     from app.settings import get_settings
 
-    store = Store(get_settings().database_url)
+    store = Store(get_settings().database_url.get_secret_value())
     try:
         async with store.engine.begin() as connection:
             await connection.run_sync(_run)

@@ -17,7 +17,7 @@ from app.deps import (
     get_store,
 )
 from app.ingress import withheld_from
-from app.store import StreamPosition
+from app.store.events import StreamPosition
 from app.streams import EventFollower
 from app.webhooks import (
     STREAM_RETRY_MS,

@@ -1,5 +1,6 @@
 """Webhook events: `xid`, the writing transaction's id on PostgreSQL, so the event stream
-can follow commits without a database-wide write lock (see `app.store.Store.follow_events`).
+can follow commits without a database-wide write lock (see
+`app.store.events.EventRepository.follow`).
 
 On PostgreSQL the column defaults to `pg_current_xact_id()` (64-bit, never wraps), rows
 stored before this revision get 0, and `(xid, seq)` is indexed for followers. SQLite

@@ -18,7 +18,9 @@ import sqlalchemy as sa
 
 import app.main
 from app.errors import UpstreamUnavailable
-from app.store import Store, database_errors, webhook_events
+from app.store.engine import Store
+from app.store.errors import database_errors
+from app.store.tables import webhook_events
 from tests.components import LiveService, LocalPostgres, signed_webhook, sse_events, webhook_body
 from tests.conftest import API_KEY, API_SECRET, auth, make_settings
 
@@ -147,7 +149,7 @@ async def insert_old_event(url: str, event_id: str) -> None:
     long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
     body = json.dumps({"event": "room_started", "id": event_id, "room": {"name": "old"}})
     try:
-        async with store.sessions.begin() as session:
+        async with store.db_session.begin() as session:
             inserted = await session.execute(
                 sa.insert(webhook_events).values(
                     id=event_id,
@@ -176,7 +178,7 @@ async def test_a_database_that_never_answers_is_503_after_the_connect_timeout():
         try:
             async with asyncio.timeout(DEADLINE_SECONDS):  # a hang fails here, not in CI's limit
                 with pytest.raises(UpstreamUnavailable) as caught, database_errors():
-                    await store.last_seq()
+                    await store.events.last_seq()
         finally:
             await store.aclose()
     assert caught.value.code == "event_store_unavailable"
@@ -187,10 +189,10 @@ async def test_a_statement_past_the_command_timeout_is_503(postgres_url):
     try:
         async with asyncio.timeout(DEADLINE_SECONDS):
             with pytest.raises(UpstreamUnavailable), database_errors():
-                async with store.sessions() as session:
+                async with store.db_session() as session:
                     await session.execute(sa.text("SELECT pg_sleep(30)"))
             with database_errors():  # the pool still serves afterwards
-                async with store.sessions() as session:
+                async with store.db_session() as session:
                     assert (await session.execute(sa.text("SELECT 1"))).scalar() == 1
     finally:
         await store.aclose()

@@ -2,7 +2,7 @@
 
 Writers take no database-wide lock, so `seq` (handed out at insert) is not commit order: a
 transaction can insert first and commit last. Followers read only up to the high-water
-mark of the snapshot (`Store.follow_events`): these tests hold a transaction open across
+mark of the snapshot (`EventRepository.follow`): these tests hold a transaction open across
 another one's commit and check that nothing is delivered past it, then that everything
 is delivered once it commits.
 """
@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from app.store import Store, webhook_events
+from app.store.engine import Store
+from app.store.tables import webhook_events
 from app.webhooks import follow_events, stream_start
 from schemas.webhooks import EventFilters
 
@@ -56,7 +57,7 @@ async def store(postgres_url: str) -> AsyncIterator[Store]:
 
 
 async def follow_ids(store: Store, after: Any) -> tuple[list[str], Any]:
-    rows = await store.follow_events(filters={}, after=after, limit=100)
+    rows = await store.events.follow(filters={}, after=after, limit=100)
     if rows:
         after = type(after)(int(rows[-1].xid), int(rows[-1].seq))
     return [r.id for r in rows], after
@@ -64,10 +65,10 @@ async def follow_ids(store: Store, after: Any) -> tuple[list[str], Any]:
 
 async def test_a_row_that_commits_late_holds_back_later_rows_until_it_commits(store):
     start = await stream_start(store, None)
-    async with store.sessions() as slow:
+    async with store.db_session() as slow:
         await slow.begin()
         await slow.execute(insert(store, "EV_first"))  # takes seq 1, stays uncommitted
-        assert await store.insert_event(row("EV_second")) is True  # seq 2, committed
+        assert await store.events.insert(row("EV_second")) is True  # seq 2, committed
         seen, position = await follow_ids(store, start)
         assert seen == []  # EV_second is past the high-water mark while EV_first is in flight
         await slow.commit()
@@ -78,10 +79,10 @@ async def test_a_row_that_commits_late_holds_back_later_rows_until_it_commits(st
 
 async def test_a_transaction_with_the_older_id_that_inserts_last_is_not_skipped(store):
     start = await stream_start(store, None)
-    async with store.sessions() as slow:
+    async with store.db_session() as slow:
         await slow.begin()
         await slow.execute(sa.text("SELECT pg_current_xact_id()"))  # the older xid, no row yet
-        assert await store.insert_event(row("EV_early_commit")) is True
+        assert await store.events.insert(row("EV_early_commit")) is True
         seen, position = await follow_ids(store, start)
         assert seen == []
         await slow.execute(insert(store, "EV_late_insert"))  # a higher seq, the older xid
@@ -105,11 +106,11 @@ async def test_the_stream_delivers_every_event_of_interleaved_commits(store):
     held = []
     try:
         for i in range(0, 16, 2):  # every even event is inserted, then held open
-            session = store.sessions()
+            session = store.db_session()
             await session.begin()
             await session.execute(insert(store, f"EV_{i}"))
             held.append(session)
-            assert await store.insert_event(row(f"EV_{i + 1}")) is True
+            assert await store.events.insert(row(f"EV_{i + 1}")) is True
         await asyncio.sleep(0.3)  # the follower polls meanwhile; it must not pass EV_0
         assert followed == []
         for session in reversed(held):  # commit in reverse order of seq

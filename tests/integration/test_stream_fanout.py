@@ -15,7 +15,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from app.store import Store
+from app.store.engine import Store
 from app.streams import EventFollower
 from app.webhooks import stream_start
 from schemas.webhooks import EventFilters
@@ -118,18 +118,18 @@ async def test_a_slow_stream_blocks_no_one_and_misses_nothing(tmp_path: Path):
     fast = asyncio.create_task(collect(follower.stream(EventFilters(), start), fast_seen))
     try:
         first = asyncio.create_task(anext(slow))
-        await sqlite.insert_event(row("EV_0"))
+        await sqlite.events.insert(row("EV_0"))
         assert (await asyncio.wait_for(first, WAIT_SECONDS)).id == "EV_0"
         # the slow stream reads nothing more while 20 events arrive: 4 fit its queue
         expected = [f"EV_{i}" for i in range(21)]
         for event_id in expected[1:]:
-            await sqlite.insert_event(row(event_id))
+            await sqlite.events.insert(row(event_id))
         await wait_for_count(fast_seen, len(expected))
         assert fast_seen == expected  # the fast stream was never held back
         assert follower.subscribers == 1  # the slow one left the fan-out when its queue filled
         rest = [(await asyncio.wait_for(anext(slow), WAIT_SECONDS)).id for _ in expected[1:]]
         assert rest == expected[1:]  # read back from the store past its queue, in order
-        await sqlite.insert_event(row("EV_live"))
+        await sqlite.events.insert(row("EV_live"))
         assert (await asyncio.wait_for(anext(slow), WAIT_SECONDS)).id == "EV_live"
         assert follower.subscribers == 2  # caught up: fed by the follower again
     finally:
@@ -153,11 +153,11 @@ async def test_followed_streams_deliver_every_event_of_interleaved_commits(store
     held = []
     try:
         for i in range(0, 16, 2):  # every even event is inserted, then held open
-            session = store.sessions()
+            session = store.db_session()
             await session.begin()
             await session.execute(insert(store, f"EV_{i}"))
             held.append(session)
-            assert await store.insert_event(row(f"EV_{i + 1}")) is True
+            assert await store.events.insert(row(f"EV_{i + 1}")) is True
         await asyncio.sleep(0.3)  # the follower polls meanwhile; it must not pass EV_0
         assert seen == ([], [])
         for session in reversed(held):  # commit in reverse order of seq

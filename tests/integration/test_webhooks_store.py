@@ -160,7 +160,7 @@ async def test_an_unknown_event_type_is_stored_with_its_unknown_fields_kept(http
     assert event["event"] == "something_new"
     assert event["created_at"] == "2023-11-14T22:13:20Z"
     store = http.app.state.store  # the exact body is what was stored
-    assert (await store.get_event("EV_new")).body == body.decode()
+    assert (await store.events.get("EV_new")).body == body.decode()
 
 
 async def test_the_same_event_100_times_20_at_once_is_stored_once(app_client, database_url):

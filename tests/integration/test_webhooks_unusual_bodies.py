@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.store import Store, StreamPosition
+from app.store.engine import Store
+from app.store.events import StreamPosition
 from app.webhooks import follow_events
 from schemas.webhooks import EventFilters
 from tests.components import signed_webhook
@@ -154,7 +155,7 @@ async def test_one_bad_row_never_breaks_a_page_or_the_stream(client):
             "received_at": now,
             "body": body,
         }
-        assert await store.insert_event(row) is True
+        assert await store.events.insert(row) is True
     good = b'{"event":"room_finished","id":"EV_after","room":{"name":"r"}}'
     assert (await post(client, good)).status_code == 200
     page = await listed(client)
@@ -188,7 +189,7 @@ async def test_a_row_the_database_refuses_fails_only_its_own_request(client, dat
         bad["event"] = None  # NOT NULL
     good = [row(f"EV_batch_{i}") for i in range(8)]
     outcomes = await asyncio.gather(
-        *(store.insert_event(values) for values in [*good[:4], bad, *good[4:]]),
+        *(store.events.insert(values) for values in [*good[:4], bad, *good[4:]]),
         return_exceptions=True,
     )
     assert isinstance(outcomes[4], Exception)

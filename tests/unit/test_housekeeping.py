@@ -7,7 +7,7 @@ import asyncio
 from sqlalchemy.exc import OperationalError
 
 from app.errors import UpstreamUnavailable
-from app.store import run_periodically
+from app.store.engine import run_periodically
 
 
 async def test_a_failed_purge_is_retried_at_the_next_interval():

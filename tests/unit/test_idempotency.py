@@ -15,14 +15,14 @@ from app.errors import BadRequest, Conflict, UpstreamUnavailable
 from app.idempotency import (
     IdempotencyPolicy,
     StoredResponse,
-    _Keys,
     check_key,
-    idempotency_keys,
     purge_expired,
     request_fingerprint,
     run_once,
 )
-from app.store import Store
+from app.store.engine import Store
+from app.store.idempotency import IdempotencyKeys
+from app.store.tables import idempotency_keys
 
 POLICY = IdempotencyPolicy(ttl_seconds=3600, wait_seconds=10, lease_seconds=60)
 
@@ -75,7 +75,7 @@ async def once(
 
 
 async def rows(store: Store) -> list:
-    async with store.sessions() as session:
+    async with store.db_session() as session:
         return list((await session.execute(idempotency_keys.select())).all())
 
 
@@ -199,7 +199,9 @@ async def test_expired_key_runs_again(store):
 
 
 async def test_dead_claim_is_taken_over_after_the_lease(store):
-    dead = await _Keys(store, "ci", "k1").claim("f1", POLICY)  # a replica died mid-request
+    dead = await IdempotencyKeys(store, "ci", "k1").claim(
+        "f1", POLICY.ttl_seconds
+    )  # a replica died mid-request
     assert dead is not None
     op = Operation()
     impatient = IdempotencyPolicy(ttl_seconds=3600, wait_seconds=0.2, lease_seconds=60)
@@ -209,7 +211,7 @@ async def test_dead_claim_is_taken_over_after_the_lease(store):
     result = await once(store, op, policy=expired_lease)
     assert (op.runs, result.replayed) == (1, False)
     # the dead request cannot overwrite what the new claim stored
-    await _Keys(store, "ci", "k1").complete(dead, 500, b"{}")
+    await IdempotencyKeys(store, "ci", "k1").complete(dead, 500, b"{}")
     [row] = await rows(store)
     assert (row.state, row.status_code) == ("completed", 201)
 

@@ -8,7 +8,7 @@ import json
 import random
 
 from app.sessions import get_session, list_sessions
-from app.store import Store
+from app.store.engine import Store
 from app.webhooks import parse_event, purge_expired_events
 from schemas.sessions import SessionQuery
 from tests.components import post_webhooks as post
@@ -242,7 +242,7 @@ async def test_a_session_whose_events_are_purged_disappears_whole(tmp_path):
             _, columns = parse_event(json.dumps(item).encode())
             # the first five events arrived 31 days ago, the rest a day later
             columns["received_at"] = now - dt.timedelta(days=31 if index < 5 else 30, hours=-1)
-            await store.insert_event(columns)
+            await store.events.insert(columns)
         query = SessionQuery()
         assert [s.session_id for s in (await list_sessions(store, query, retention_days=0)).items]
         assert (await list_sessions(store, query, retention_days=30, now=now)).items == []

@@ -1,0 +1,112 @@
+"""Every table the service keeps, declared on the one `metadata` (the schema that alembic's
+migrations in `migrations/versions/` create; `migrations/env.py` compares against it for
+`alembic revision --autogenerate`).
+
+Adding a table
+    1. declare it here with `sa.Table("<name>", metadata, ...)`;
+    2. add `migrations/versions/00NN_<name>.py` whose `down_revision` is the newest one;
+    3. write its statements in a repository module beside this one (`app/store/<name>.py`,
+       as `app.store.idempotency`), run on `Store.db_session` (`app.store.engine`);
+       `Store.insert(table)` is the dialect's INSERT, with
+       `.on_conflict_do_nothing(index_elements=[...])` / `.on_conflict_do_update(...)` on
+       both SQLite and PostgreSQL, so concurrent writers across replicas never need a read
+       first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(sa.TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC datetime on every dialect (SQLite keeps no zone: stored as UTC)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+#: The store sequence: 64-bit on PostgreSQL, SQLite's rowid (AUTOINCREMENT: never reused).
+SeqType = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+#: One row per LiveKit webhook event, unique by LiveKit's event `id`. `seq` orders rows as
+#: they were inserted; `xid` (PostgreSQL only, its default: the writing transaction's id)
+#: orders them for followers (see `app.store.events.EventRepository.follow`); `body` is
+#: the exact JSON LiveKit sent. The index on `(event, created_at)` (migration 0003) is the
+#: session list's scan of `room_started` rows by time (`app.store.sessions`).
+webhook_events = sa.Table(
+    "webhook_events",
+    metadata,
+    sa.Column("seq", SeqType, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(), nullable=False, unique=True),
+    sa.Column("event", sa.String(), nullable=False),
+    sa.Column("room_name", sa.String(), nullable=True),
+    sa.Column("participant_identity", sa.String(), nullable=True),
+    sa.Column("egress_id", sa.String(), nullable=True),
+    sa.Column("ingress_id", sa.String(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("received_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("body", sa.Text(), nullable=False),
+    sa.Column("xid", sa.BigInteger(), nullable=True),
+    sa.Index(None, "event", "seq"),
+    sa.Index(None, "room_name", "seq"),
+    sa.Index(None, "participant_identity", "seq"),
+    sa.Index(None, "egress_id", "seq"),
+    sa.Index(None, "ingress_id", "seq"),
+    sa.Index(None, "event", "created_at"),
+    sqlite_autoincrement=True,
+)
+
+#: A single row rewritten by the readiness probe (`app.store.engine.Store.readiness`).
+store_probe = sa.Table(
+    "store_probe",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("checked_at", UTCDateTime(), nullable=False),
+)
+
+#: Longest `Idempotency-Key` (characters; the contract's limit, `app.idempotency.check_key`).
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+
+#: One row per (caller, key) of `Idempotency-Key`: the request it was first used for and,
+#: once the operation succeeded, the response to replay. `claim_id` identifies the request
+#: running it now (`app.store.idempotency`).
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("caller", sa.String(), primary_key=True),
+    sa.Column("key", sa.String(IDEMPOTENCY_KEY_MAX_LENGTH), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("claim_id", sa.String(36), nullable=False),
+    sa.Column("claimed_at", UTCDateTime(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("status_code", sa.Integer(), nullable=True),
+    sa.Column("response_body", sa.Text(), nullable=True),
+)
