@@ -343,9 +343,12 @@ class LocalPostgres:
 
 class ServiceProcess:
     """`python -m app` in a process of its own (a replica), configured by `env` only; its
-    working directory is a temp dir, so no `.env` file is read. `url` is its base URL."""
+    working directory is a temp dir, so no `.env` file is read. `url` is its base URL.
+    With `uvicorn_factory`, uvicorn's own command line serves the app instead
+    (`python -m uvicorn app.main:create_app --factory`, its options left at their defaults),
+    as an operator may run it."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], *, uvicorn_factory: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         workdir = Path(tempfile.mkdtemp(prefix="service-"))
@@ -358,6 +361,9 @@ class ServiceProcess:
             "PYTHONPATH": str(PROJECT_ROOT),
         }
         args = [sys.executable, "-m", "app"]
+        if uvicorn_factory:
+            args = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory"]
+            args += ["--host", "127.0.0.1", "--port", str(self.port)]
         self.process = ManagedProcess("service", args, workdir, env=env, cwd=workdir)
 
     def start(self) -> ServiceProcess:
