@@ -1,5 +1,6 @@
-"""Local processes for development and tests: a LiveKit server in dev mode (and, for the
-tests, the other real components), each on free loopback ports, stopped on exit.
+"""Local processes for development, tests and benchmarks, each on free loopback ports,
+stopped on exit: a LiveKit server in dev mode (`LocalLiveKit`) and a throwaway PostgreSQL
+cluster (`LocalPostgres`, for the tests and `python -m bench`).
 
 The binaries come from `make tools` (`scripts/install-tools.sh`), which installs LiveKit's
 own `server` and `test-server` into `.tools/bin` from the Go module proxy.
@@ -203,3 +204,91 @@ def running(server: LocalLiveKit) -> Iterator[LocalLiveKit]:
         yield server
     finally:
         server.stop()
+
+
+def _postgres_bindir() -> Path:
+    """The directory of PostgreSQL's server programs (`initdb`, `pg_ctl`, `createdb`):
+    `$PG_BINDIR`, else Debian's PostgreSQL 15, else `pg_config --bindir`;
+    FileNotFoundError if none holds `initdb`."""
+    candidates = [os.environ.get("PG_BINDIR"), "/usr/lib/postgresql/15/bin"]
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        found = subprocess.run(  # noqa: S603 - PostgreSQL's own program, fixed arguments
+            [pg_config, "--bindir"], capture_output=True, text=True, check=False
+        )
+        candidates.append(found.stdout.strip())
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "initdb").is_file():
+            return Path(candidate)
+    raise FileNotFoundError("PostgreSQL (initdb, pg_ctl) not found: install Debian's postgresql")
+
+
+class LocalPostgres:
+    """A throwaway PostgreSQL cluster: `initdb` into a temp dir (as user `postgres` when run
+    as root), `pg_ctl start` on a free loopback port, trust authentication for `postgres`.
+    `url(database)` is an SQLAlchemy asyncpg URL. A failing PostgreSQL program raises
+    RuntimeError with its output and the tail of the server's log."""
+
+    def __init__(self) -> None:
+        self.bindir = _postgres_bindir()
+        self.port = free_port()
+        self.workdir = Path(tempfile.mkdtemp(prefix="pg-"))
+        self.data = self.workdir / "data"
+        self.log_path = self.workdir / "postgres.log"
+        self._user = "postgres" if os.geteuid() == 0 else None
+        if self._user:
+            shutil.chown(self.workdir, user=self._user, group=self._user)
+
+    def _run(self, *args: str) -> None:
+        result = subprocess.run(  # noqa: S603 - PostgreSQL's own programs, fixed arguments
+            [str(self.bindir / args[0]), *args[1:]],
+            user=self._user,
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            log = self.log_path.read_text() if self.log_path.exists() else ""
+            raise RuntimeError(f"{args[0]} failed: {result.stdout}{result.stderr}{log[-3000:]}")
+
+    def start(self) -> LocalPostgres:
+        """Create the cluster and start its server."""
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
+        self.resume()
+        return self
+
+    def stop(self) -> None:
+        """Stop the server and delete the cluster."""
+        self.pause()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def pause(self) -> None:
+        """Stop the server (`pg_ctl stop -m fast`: open connections are cut), keeping its
+        data for `resume`."""
+        if (self.data / "postmaster.pid").exists():
+            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the server again on the same port and data after `pause`."""
+        options = f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1"
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.log_path), "-o", options, "-w", "start"
+        )
+
+    def url(self, database: str = "postgres") -> str:
+        """The SQLAlchemy URL (asyncpg) of `database` on this server, as user `postgres`."""
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        """Create an empty database `name` (with `createdb`); returns its URL."""
+        server = ["-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
+        result = subprocess.run(  # noqa: S603 - PostgreSQL's own program, fixed arguments
+            [str(self.bindir / "createdb"), *server, name],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"createdb failed: {result.stderr}")
+        return self.url(name)

@@ -17,9 +17,14 @@ the token route, a fifth of its time); it has the same shape as every other line
 it is serialized by orjson (`app.jsonbytes.compact_json`) and written as bytes (structlog's
 `BytesLogger`): about half the time of the standard library's `json` and a text stream
 (bench/README.md). JSON access lines are written in batches (`BatchedLines`): one system
-call for the lines of up to `BATCH_SECONDS`, not one per request. Until
-`configure_logging` runs (an app driven in process, as in tests), it is structlog's
-default: readable text on stdout.
+call for the lines of up to `BATCH_SECONDS`, not one per request.
+
+`app.main.create_app` configures logging (`configure_logging_once`), so that the app logs
+the same whichever server runs it: `python -m app`, `uvicorn app.main:create_app
+--factory`, gunicorn with uvicorn workers. A process whose root logger has handlers already
+keeps its set-up, as `logging.basicConfig` does: there (an app driven in process by pytest,
+whose log capture holds the root) the access line is structlog's default, readable text on
+stdout.
 """
 
 from __future__ import annotations
@@ -45,9 +50,23 @@ BATCH_SECONDS = 0.05
 BATCH_LINES = 512
 
 
+def configure_logging_once(settings: Settings) -> bool:
+    """`configure_logging(settings)`, unless the root logger has handlers already, as
+    `logging.basicConfig` decides: a process is so configured once, by its first app
+    (`app.main.create_app`), or before it by `python -m app`; and a set-up made by whoever
+    runs the app (a server's `--log-config` giving the root handlers, pytest's log capture)
+    is kept. uvicorn's and gunicorn's default set-ups give only their own loggers handlers.
+    Returns whether logging was configured now."""
+    if logging.getLogger().handlers:
+        return False
+    configure_logging(settings)
+    return True
+
+
 def configure_logging(settings: Settings) -> None:
     """Send every standard-library log record to stderr as one structlog-rendered line, at
-    `settings.log_level` (`debug`, `info`, `warning` ...)."""
+    `settings.log_level` (`debug`, `info`, `warning` ...), uvicorn's too (its loggers' own
+    handlers and levels are dropped: they inherit the root's)."""
     json_lines = (settings.log_format or ("text" if settings.is_development else "json")) == "json"
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -74,11 +93,17 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
-    logging.getLogger("uvicorn.access").disabled = True
+        logger.setLevel(logging.NOTSET)
+    # uvicorn's access log is off, with no handler on its way up: uvicorn, which asks
+    # `hasHandlers()`, then does not even format its line (as with its `access_log=False`).
+    uvicorn_access = logging.getLogger("uvicorn.access")
+    uvicorn_access.handlers[:] = []
+    uvicorn_access.propagate = False
+    uvicorn_access.disabled = True
     # structlog's own loggers (the access line): the same fields, no standard-library
     # record in between; JSON as bytes from `compact_json`. They are not bound to context
     # variables: the access line carries its request id itself.

@@ -21,6 +21,7 @@ from app.auth import EndUserVerifier
 from app.idempotency import PURGE_INTERVAL_SECONDS
 from app.idempotency import purge_expired as purge_keys
 from app.livekit import LiveKit
+from app.logs import configure_logging_once
 from app.middleware import (
     REQUEST_ID_HEADER,
     BodyLimitMiddleware,
@@ -131,7 +132,9 @@ def _start_housekeeping(store: Store, settings: Settings) -> list[asyncio.Task[N
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The ASGI app. `settings` defaults to the environment's (`get_settings()`)."""
+    """The ASGI app. `settings` defaults to the environment's (`get_settings()`).
+    The process's logging is configured from them, once (`app.logs.configure_logging_once`),
+    so that any server running the app logs as `python -m app` does."""
     app = FastAPI(
         title="LiveKit control plane",
         version="0.1.0",
@@ -143,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings or get_settings()
+    configure_logging_once(app.state.settings)
     # Added innermost first: inside Starlette's ServerErrorMiddleware a request passes
     # HeaderLimit, EarlyAuth, BodyLimit, then the routes (see app.middleware);
     # `_add_outer_layers` puts the request context and CORS around all of them.

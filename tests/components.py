@@ -1,6 +1,7 @@
 """Real components for the tests, each on free loopback ports: Redis, LiveKit's SDK test
-server, and this service served by uvicorn in a background thread; PostgreSQL and the
-service as separate processes (replicas) for the event store tests.
+server, and this service served by uvicorn in a background thread; the service as separate
+processes (replicas) for the event store tests. LiveKit's dev server and PostgreSQL, which
+the benchmarks start too, are in `app.devserver`.
 
 In CI (`CI=true`) a missing component is an error, never a skip.
 """
@@ -12,7 +13,6 @@ import collections
 import contextlib
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -252,100 +252,17 @@ class LocalJWKS:
         self._thread.join(timeout=10)
 
 
-# --- PostgreSQL, service processes and signed webhooks (event store tests) -----------------
-
-
-def _postgres_bindir() -> Path:
-    """`$PG_BINDIR`, else Debian's PostgreSQL 15, else `pg_config --bindir`."""
-    import os
-
-    candidates = [os.environ.get("PG_BINDIR"), "/usr/lib/postgresql/15/bin"]
-    if shutil.which("pg_config"):
-        candidates.append(
-            subprocess.run(
-                ["pg_config", "--bindir"], capture_output=True, text=True, check=False
-            ).stdout.strip()
-        )
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "initdb").is_file():
-            return Path(candidate)
-    raise FileNotFoundError("PostgreSQL (initdb, pg_ctl) not found: install Debian's postgresql")
-
-
-class LocalPostgres:
-    """A throwaway PostgreSQL cluster: `initdb` into a temp dir (as user `postgres` when run
-    as root), `pg_ctl start` on a free loopback port, trust authentication for `postgres`.
-    `url(database)` is an SQLAlchemy asyncpg URL."""
-
-    def __init__(self) -> None:
-        import os
-
-        self.bindir = _postgres_bindir()
-        self.port = free_port()
-        self.workdir = Path(tempfile.mkdtemp(prefix="pg-"))
-        self.data = self.workdir / "data"
-        self.log_path = self.workdir / "postgres.log"
-        self._user = "postgres" if os.geteuid() == 0 else None
-        if self._user:
-            shutil.chown(self.workdir, user=self._user, group=self._user)
-
-    def _run(self, *args: str) -> None:
-        result = subprocess.run(
-            [str(self.bindir / args[0]), *args[1:]],
-            user=self._user,
-            cwd=self.workdir,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            log = self.log_path.read_text() if self.log_path.exists() else ""
-            raise RuntimeError(f"{args[0]} failed: {result.stdout}{result.stderr}{log[-3000:]}")
-
-    def start(self) -> LocalPostgres:
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
-        self.resume()
-        return self
-
-    def stop(self) -> None:
-        self.pause()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def pause(self) -> None:
-        """Stop the server (`pg_ctl stop -m fast`: open connections are cut), keeping its
-        data for `resume`."""
-        if (self.data / "postmaster.pid").exists():
-            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-    def resume(self) -> None:
-        """Start the server again on the same port and data after `pause`."""
-        options = f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1"
-        self._run(
-            "pg_ctl", "-D", str(self.data), "-l", str(self.log_path), "-o", options, "-w", "start"
-        )
-
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
-
-    def create_database(self, name: str) -> str:
-        """Create an empty database `name` (with `createdb`); returns its URL."""
-        server = ["-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
-        result = subprocess.run(
-            [str(self.bindir / "createdb"), *server, name],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"createdb failed: {result.stderr}")
-        return self.url(name)
+# --- Service processes and signed webhooks (event store tests) -----------------------------
 
 
 class ServiceProcess:
     """`python -m app` in a process of its own (a replica), configured by `env` only; its
-    working directory is a temp dir, so no `.env` file is read. `url` is its base URL."""
+    working directory is a temp dir, so no `.env` file is read. `url` is its base URL.
+    With `uvicorn_factory`, uvicorn's own command line serves the app instead
+    (`python -m uvicorn app.main:create_app --factory`, its options left at their defaults),
+    as an operator may run it."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], *, uvicorn_factory: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         workdir = Path(tempfile.mkdtemp(prefix="service-"))
@@ -358,6 +275,9 @@ class ServiceProcess:
             "PYTHONPATH": str(PROJECT_ROOT),
         }
         args = [sys.executable, "-m", "app"]
+        if uvicorn_factory:
+            args = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory"]
+            args += ["--host", "127.0.0.1", "--port", str(self.port)]
         self.process = ManagedProcess("service", args, workdir, env=env, cwd=workdir)
 
     def start(self) -> ServiceProcess:

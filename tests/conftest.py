@@ -25,11 +25,11 @@ import pytest
 import structlog
 from asgi_lifespan import LifespanManager
 
-from app.devserver import LocalLiveKit
+from app.devserver import LocalLiveKit, LocalPostgres
 from app.logs import configure_logging
 from app.main import create_app
 from app.settings import Settings
-from tests.components import LiveService, LocalJWKS, LocalPostgres, LocalRedis, LocalTestServer
+from tests.components import LiveService, LocalJWKS, LocalRedis, LocalTestServer
 
 API_KEY = "APItestkey"
 API_SECRET = secrets.token_urlsafe(32)

@@ -1,6 +1,7 @@
 """What `python -m app` writes: structured logs (JSON lines in production, text in
 development) with one access line per request at LOG_LEVEL, no secret anywhere, and the
-embedded dev server's secret only when it was generated."""
+embedded dev server's secret only when it was generated. The app served by uvicorn's own
+command line (`uvicorn app.main:create_app --factory`) logs the same way."""
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ from tests.conftest import API_KEY, API_SECRET, KEYS, auth, service_keys
 UNUSED_LIVEKIT = "http://127.0.0.1:9"
 
 
-def run_and_read_log(env: dict[str, str]) -> str:
-    """Start the service with `env`, make two requests, stop it; its whole output."""
-    service = ServiceProcess(env).start()
+def run_and_read_log(env: dict[str, str], *, uvicorn_factory: bool = False) -> str:
+    """Start the service with `env` (`ServiceProcess`, by uvicorn's command line with
+    `uvicorn_factory`), make two requests, stop it; its whole output."""
+    service = ServiceProcess(env, uvicorn_factory=uvicorn_factory).start()
     try:
         httpx.get(f"{service.url}/healthz", headers={"X-Request-ID": "log-1"})
         response = httpx.get(
@@ -71,6 +73,26 @@ def test_production_logs_are_json_lines_with_one_access_line_per_request(tmp_pat
     assert any(line.get("logger", "").startswith("uvicorn") for line in lines)
     assert not any(line.get("logger") == "uvicorn.access" for line in lines)
     assert_no_secret(output)
+
+
+def test_uvicorn_factory_logs_json_lines_with_the_access_line_as_python_m_app(tmp_path):
+    env = base_env(tmp_path) | {"APP_ENV": "production", "RATE_LIMIT_STORAGE_URL": "memory://"}
+    output = run_and_read_log(env, uvicorn_factory=True)
+    lines = [json.loads(line) for line in output.splitlines() if line.strip()]  # all JSON
+    access = [line for line in lines if line.get("logger") == "app.access"]
+    rooms = next(line for line in access if line.get("request_id") == "log-2")
+    assert (rooms["method"], rooms["route"], rooms["status"]) == ("GET", "/v1/rooms", 503)
+    assert rooms["level"] == "info" and rooms["caller"] == "admin" and rooms["timestamp"]
+    # uvicorn's own lines take the same shape, and its access log is off
+    assert any(line.get("logger", "").startswith("uvicorn") for line in lines)
+    assert not any(line.get("logger") == "uvicorn.access" for line in lines)
+    assert_no_secret(output)
+
+
+def test_uvicorn_factory_logs_at_log_level(tmp_path):
+    output = run_and_read_log(base_env(tmp_path) | {"LOG_LEVEL": "warning"}, uvicorn_factory=True)
+    assert "app.access" not in output and "[info" not in output  # uvicorn's lines neither
+    assert "log-2" in output  # the warning about LiveKit, with its request id
 
 
 def test_development_logs_are_readable_text(tmp_path):

@@ -17,11 +17,12 @@ import pytest
 import sqlalchemy as sa
 
 import app.main
+from app.devserver import LocalPostgres
 from app.errors import UpstreamUnavailable
 from app.store.engine import Store
 from app.store.errors import database_errors
 from app.store.tables import webhook_events
-from tests.components import LiveService, LocalPostgres, signed_webhook, sse_events, webhook_body
+from tests.components import LiveService, signed_webhook, sse_events, webhook_body
 from tests.conftest import API_KEY, API_SECRET, auth, make_settings
 
 UNUSED_LIVEKIT = "http://127.0.0.1:9"

@@ -14,10 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app.devserver import LocalLiveKit
+from app.devserver import LocalLiveKit, LocalPostgres
 from tests.components import (
     LiveService,
-    LocalPostgres,
     ServiceProcess,
     replica_pair,
     signed_webhook,

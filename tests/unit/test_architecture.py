@@ -1,8 +1,10 @@
 """ARCHITECTURE.md is the map of the code: every module under app/, routers/ and schemas/
-has its line in the code map, and the map names no module that is gone."""
+has its line in the code map, and the map names no module that is gone. And bench/ stands
+on its own: none of its modules imports the tests."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -32,3 +34,28 @@ def test_every_module_is_in_the_code_map() -> None:
 def test_the_code_map_names_only_modules_that_exist() -> None:
     gone = sorted(_mapped() - _modules())
     assert not gone, f"ARCHITECTURE.md's code map names modules that do not exist: {gone}"
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """The modules `path` imports, wherever in it (`import a.b`, `from a.b import c`)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            imported.add(node.module)
+    return imported
+
+
+def test_bench_does_not_import_the_tests() -> None:
+    offenders = sorted(
+        f"{path.relative_to(ROOT).as_posix()}: {module}"
+        for path in (ROOT / "bench").rglob("*.py")
+        if "node_modules" not in path.parts
+        for module in _imported_modules(path)
+        if module == "tests" or module.startswith("tests.")
+    )
+    assert not offenders, (
+        f"bench/ imports the tests (move what it needs to app/ or bench/): {offenders}"
+    )
