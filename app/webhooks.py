@@ -1,5 +1,6 @@
 """LiveKit webhooks: verification against the keyring (pure), ingestion into the event store,
-and reading events back (pages, one event, a live follow for Server-Sent Events).
+and reading events back (pages, one event, the rows past a position that `app.streams`
+follows for Server-Sent Events).
 
 How LiveKit signs a webhook (https://docs.livekit.io/home/server/webhooks/; livekit-api's
 `WebhookReceiver` checks the same): the `Authorization` header carries a JWT (HS256)
@@ -22,7 +23,6 @@ is stored as the `\u0000` escape LiveKit sent and served back as such.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import contextlib
@@ -44,12 +44,12 @@ from app.auth import bearer_credential
 from app.errors import BadRequest, NotFound, Unauthorized, UnsupportedMediaType
 from app.store.cursor import Cursor
 from app.store.engine import Store
-from app.store.errors import DATABASE_ERRORS, database_errors
+from app.store.errors import database_errors
 from app.store.events import StreamPosition
 from app.tokens import PreparedKeyJWT, check_hs256_signature
 from schemas.bridge import STREAM_KEY_FIELDS, from_livekit_json, to_json
 from schemas.common import Page
-from schemas.webhooks import EventFilters, EventQuery, StoredEvent, WebhookReceipt
+from schemas.webhooks import EventQuery, StoredEvent, WebhookReceipt
 
 log = logging.getLogger(__name__)
 
@@ -413,37 +413,3 @@ async def stored_rows_past(
             yield row
         if len(rows) < FOLLOW_BATCH:
             return
-
-
-async def follow_events(
-    store: Store,
-    filters: EventFilters,
-    after: StreamPosition,
-    *,
-    poll_seconds: float = FOLLOW_POLL_SECONDS,
-    withheld: frozenset[str] = STREAM_KEY_FIELDS,
-) -> AsyncIterator[StoredEvent]:
-    """Yield the events matching `filters` past `after` (see `stream_start`), in follow
-    order, forever (until the caller stops), each without the `withheld` fields
-    (`stored_event`), reading the store for this caller alone (the event stream route
-    shares one reader among its streams: `app.streams.EventFollower`).
-
-    Events stored by any replica sharing the database are found by polling every
-    `poll_seconds`; this process's own inserts wake the follower at once. The store hands
-    out rows only up to a high-water mark no transaction in flight can fall below (see
-    `EventRepository.follow`), so the stream never skips an event that commits late.
-    A database failure ends the stream cleanly (the client reconnects with `Last-Event-ID`
-    and resumes where it was once the database is back; until then it gets 503).
-    """
-    columns = filters.columns()
-    while True:
-        changed = store.events.changed()
-        try:
-            async for row in stored_rows_past(store, columns, after):
-                after = row_position(row)
-                yield stored_event(row, withheld)
-        except DATABASE_ERRORS as exc:
-            log.warning("event stream ended: store query failed: %s", exc.__class__.__name__)
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(changed.wait(), timeout=poll_seconds)

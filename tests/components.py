@@ -17,12 +17,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 import uvicorn
 
 from app.__main__ import uvicorn_options
@@ -142,6 +143,19 @@ class LiveService:
             self._server.should_exit = True
         if self._thread:
             self._thread.join(timeout=10)
+
+    def statements(self, matches: Callable[[str], bool]) -> list[str]:
+        """A list collecting, from now on, every SQL statement the service's engine sends
+        to the database for which `matches(statement)` holds."""
+        sent: list[str] = []
+
+        def collect(_conn: Any, _cursor: Any, statement: str, *_args: object) -> None:
+            if matches(statement):
+                sent.append(statement)
+
+        engine = self.app.state.store.engine  # type: ignore[attr-defined]
+        sa.event.listen(engine.sync_engine, "before_cursor_execute", collect)
+        return sent
 
 
 class CountingProxy:

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from app.devserver import LocalLiveKit
 from tests.components import CountingProxy, LiveService, webhook_body
@@ -31,17 +30,10 @@ async def livekit_proxy(livekit_server: LocalLiveKit) -> AsyncIterator[CountingP
 
 
 def probe_writes(service: LiveService) -> list[str]:
-    """A list that collects every write of the store's readiness probe from now on (the
-    statements the service's engine sends to the database)."""
-    writes: list[str] = []
-
-    def collect(_conn, _cursor, statement: str, *_args: object) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO STORE_PROBE"):
-            writes.append(statement)
-
-    engine = service.app.state.store.engine  # type: ignore[union-attr]
-    sa.event.listen(engine.sync_engine, "before_cursor_execute", collect)
-    return writes
+    """A list that collects every write of the store's readiness probe from now on."""
+    return service.statements(
+        lambda statement: statement.lstrip().upper().startswith("INSERT INTO STORE_PROBE")
+    )
 
 
 async def test_a_hundred_requests_in_the_window_cost_one_livekit_call_and_one_write(

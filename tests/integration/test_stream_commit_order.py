@@ -20,7 +20,8 @@ import sqlalchemy as sa
 
 from app.store.engine import Store
 from app.store.tables import webhook_events
-from app.webhooks import follow_events, stream_start
+from app.streams import EventFollower
+from app.webhooks import stream_start
 from schemas.webhooks import EventFilters
 
 pytestmark = pytest.mark.integration
@@ -92,16 +93,18 @@ async def test_a_transaction_with_the_older_id_that_inserts_last_is_not_skipped(
 
 
 async def test_the_stream_delivers_every_event_of_interleaved_commits(store):
-    """Many writers commit in an order unrelated to their `seq`; the follower (the SSE
-    stream's generator) delivers each exactly once."""
-    followed: list[str] = []
+    """Many writers commit in an order unrelated to their `seq`; the event streams (two
+    streams on the process's one follower) deliver each exactly once."""
+    follower = EventFollower(store, max_streams_per_key=5, poll_seconds=0.05)
+    follower.start()
     start = await stream_start(store, None)
+    seen: tuple[list[str], list[str]] = ([], [])
 
-    async def follow() -> None:
-        async for event in follow_events(store, EventFilters(), start, poll_seconds=0.05):
-            followed.append(event.id)
+    async def collect(ids: list[str]) -> None:
+        async for event in follower.stream(EventFilters(), start):
+            ids.append(event.id)
 
-    follower = asyncio.create_task(follow())
+    streams = [asyncio.create_task(collect(ids)) for ids in seen]
     expected = {f"EV_{i}" for i in range(16)}
     held = []
     try:
@@ -112,17 +115,20 @@ async def test_the_stream_delivers_every_event_of_interleaved_commits(store):
             held.append(session)
             assert await store.events.insert(row(f"EV_{i + 1}")) is True
         await asyncio.sleep(0.3)  # the follower polls meanwhile; it must not pass EV_0
-        assert followed == []
+        assert seen == ([], [])
         for session in reversed(held):  # commit in reverse order of seq
             await session.commit()
             await session.close()
         held = []
         async with asyncio.timeout(WAIT_SECONDS):
-            while len(followed) < len(expected):
+            while min(len(ids) for ids in seen) < len(expected):
                 await asyncio.sleep(0.05)
-        assert sorted(followed) == sorted(expected)
+        for ids in seen:
+            assert sorted(ids) == sorted(expected)
     finally:
         for session in held:
             await session.close()
-        follower.cancel()
-        await asyncio.gather(follower, return_exceptions=True)
+        for task in streams:
+            task.cancel()
+        await asyncio.gather(*streams, return_exceptions=True)
+        await follower.aclose()

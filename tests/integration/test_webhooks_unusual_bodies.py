@@ -16,7 +16,7 @@ import pytest
 
 from app.store.engine import Store
 from app.store.events import StreamPosition
-from app.webhooks import follow_events
+from app.streams import EventFollower
 from schemas.webhooks import EventFilters
 from tests.components import signed_webhook
 from tests.conftest import API_KEY, API_SECRET, auth
@@ -95,13 +95,18 @@ async def listed(client: httpx.AsyncClient) -> list[dict[str, Any]]:
 async def streamed(store: Store, until_id: str) -> list[dict[str, Any]]:
     """Every event the stream's generator delivers from the start up to `until_id`."""
     events: list[dict[str, Any]] = []
-    follower = follow_events(store, EventFilters(), StreamPosition(-1, 0), poll_seconds=0.05)
-    async with asyncio.timeout(WAIT_SECONDS):
-        async for event in follower:
-            events.append(event.model_dump(mode="json"))
-            if event.id == until_id:
-                break
-    await follower.aclose()
+    follower = EventFollower(store, max_streams_per_key=1, poll_seconds=0.05)
+    follower.start()
+    stream = follower.stream(EventFilters(), StreamPosition(-1, 0))
+    try:
+        async with asyncio.timeout(WAIT_SECONDS):
+            async for event in stream:
+                events.append(event.model_dump(mode="json"))
+                if event.id == until_id:
+                    break
+    finally:
+        await stream.aclose()
+        await follower.aclose()
     return events
 
 
