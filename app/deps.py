@@ -7,8 +7,8 @@ on the event loop instead of handing each to a worker thread.
 - `StoreDep`: the `Store` (database engine and repositories, see `app.store`) owned by the lifespan;
 - `EventFollowerDep`: the event streams' `EventFollower` (`app.streams`) owned by the lifespan;
 - `CallerDep`: the service key of an `Authorization: Bearer` caller (401 otherwise);
-- `RoomsReadCaller`, `RoomsWriteCaller` ... (one per scope): a `CallerDep` that also holds
-  that scope (403 naming it otherwise);
+- `RoomsReadCaller`, `RoomsWriteCaller` ... (one per scope; a LiveKit service's from its
+  row in `app.services`): a `CallerDep` that also holds that scope (403 naming it otherwise);
 - `TokenCallerDep`: who asks `/v1/token` for a token, rate-limited per caller (the
   authentication half, `authenticate_token_caller`, also runs before the body is read);
 - `IdempotencyDep`: runs a create route's operation once per `Idempotency-Key`.
@@ -50,6 +50,7 @@ from app.idempotency import (
 )
 from app.livekit import LiveKit
 from app.ratelimits import RateLimiter
+from app.services import DISPATCH, EGRESS, INGRESS, ROOMS, SIP, LiveKitService
 from app.settings import Settings
 from app.store.engine import Store
 from app.streams import EventFollower
@@ -110,8 +111,9 @@ async def get_caller(request: Request, bearer: BearerDep) -> ServiceKey:
 CallerDep = Annotated[ServiceKey, Depends(get_caller)]
 
 
-class _ScopeCheck:
-    """A dependency admitting a caller holding `scope` or one of `alternatives`."""
+class ScopeCheck:
+    """A dependency admitting a caller holding `scope` or one of `alternatives` (its
+    `scopes`, in that order); 403 naming `scope` otherwise."""
 
     def __init__(self, scope: Scope, *alternatives: Scope) -> None:
         self.scopes = (scope, *alternatives)
@@ -121,27 +123,36 @@ class _ScopeCheck:
         return key
 
 
-# One alias per scope: a route names the scope it needs in its signature. `rooms:write`
-# includes `rooms:read` (app.auth.IMPLIED_SCOPES); the reads of egress, ingress, SIP and
-# dispatch (scope `rooms:read`) also admit that service's write scope.
-TokensIssueCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.TOKENS_ISSUE))]
-TokensAdminCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.TOKENS_ADMIN))]
-RoomsReadCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.ROOMS_READ))]
-EgressReadCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.ROOMS_READ, Scope.EGRESS_WRITE))]
-IngressReadCaller = Annotated[
-    ServiceKey, Depends(_ScopeCheck(Scope.ROOMS_READ, Scope.INGRESS_WRITE))
-]
-SipReadCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.ROOMS_READ, Scope.SIP_WRITE))]
-DispatchReadCaller = Annotated[
-    ServiceKey, Depends(_ScopeCheck(Scope.ROOMS_READ, Scope.DISPATCH_WRITE))
-]
-RoomsWriteCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.ROOMS_WRITE))]
-EgressWriteCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.EGRESS_WRITE))]
-IngressWriteCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.INGRESS_WRITE))]
-SipWriteCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.SIP_WRITE))]
-DispatchWriteCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.DISPATCH_WRITE))]
-WebhooksReadCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.WEBHOOKS_READ))]
-SessionsReadCaller = Annotated[ServiceKey, Depends(_ScopeCheck(Scope.SESSIONS_READ))]
+def reads(service: LiveKitService) -> ScopeCheck:
+    """The check of a `service` read route: `service.read_scopes`, a 403 naming its
+    `read_scope`."""
+    return ScopeCheck(*service.read_scopes)
+
+
+def writes(service: LiveKitService) -> ScopeCheck:
+    """The check of a `service` write route: its `write_scope`."""
+    return ScopeCheck(service.write_scope)
+
+
+# One alias per scope: a route names the scope it needs in its signature. The LiveKit
+# services' aliases come from their rows in `app.services.LIVEKIT_SERVICES` (declared here,
+# one by one, so that mypy reads them as types): a read needs the service's read scope
+# (`rooms:read`) or its write scope; `rooms:write` also includes `rooms:read` for every
+# service (app.auth.IMPLIED_SCOPES).
+TokensIssueCaller = Annotated[ServiceKey, Depends(ScopeCheck(Scope.TOKENS_ISSUE))]
+TokensAdminCaller = Annotated[ServiceKey, Depends(ScopeCheck(Scope.TOKENS_ADMIN))]
+RoomsReadCaller = Annotated[ServiceKey, Depends(reads(ROOMS))]
+RoomsWriteCaller = Annotated[ServiceKey, Depends(writes(ROOMS))]
+DispatchReadCaller = Annotated[ServiceKey, Depends(reads(DISPATCH))]
+DispatchWriteCaller = Annotated[ServiceKey, Depends(writes(DISPATCH))]
+EgressReadCaller = Annotated[ServiceKey, Depends(reads(EGRESS))]
+EgressWriteCaller = Annotated[ServiceKey, Depends(writes(EGRESS))]
+IngressReadCaller = Annotated[ServiceKey, Depends(reads(INGRESS))]
+IngressWriteCaller = Annotated[ServiceKey, Depends(writes(INGRESS))]
+SipReadCaller = Annotated[ServiceKey, Depends(reads(SIP))]
+SipWriteCaller = Annotated[ServiceKey, Depends(writes(SIP))]
+WebhooksReadCaller = Annotated[ServiceKey, Depends(ScopeCheck(Scope.WEBHOOKS_READ))]
+SessionsReadCaller = Annotated[ServiceKey, Depends(ScopeCheck(Scope.SESSIONS_READ))]
 
 
 @dataclass(frozen=True, slots=True)

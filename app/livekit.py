@@ -38,6 +38,7 @@ from app.errors import (
     error_for_twirp,
 )
 from app.readiness import CachedCheck
+from app.services import LIVEKIT_SERVICES
 from app.tokens import SignedAccessToken
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,9 @@ class LiveKit:
     """LiveKit's Twirp services behind one deadline and one error mapping.
 
     Use the service properties to build a call and `run` to await it:
-    `await lk.run(lk.room.list_rooms(req), not_found_code="room_not_found")`.
+    `await lk.run(lk.room.list_rooms(req), not_found_code="room_not_found")`. Each
+    property is a row's `client` in `app.services.LIVEKIT_SERVICES`, whose calls are
+    signed by `CallAuthorization`.
     """
 
     def __init__(
@@ -103,8 +106,8 @@ class LiveKit:
             failover=False,
         )
         authorization = CallAuthorization(api_key, api_secret)
-        for service in (self.room, self.agent_dispatch, self.egress, self.ingress, self.sip):
-            service._auth_header = authorization  # type: ignore[method-assign]
+        for service in LIVEKIT_SERVICES:
+            getattr(self, service.client)._auth_header = authorization
         self._readiness = CachedCheck(self._probe)
 
     @property

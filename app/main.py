@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 
 import httpx
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
@@ -32,23 +33,12 @@ from app.middleware import (
 )
 from app.problems import add_exception_handlers, document_problems
 from app.ratelimits import RateLimiter
+from app.services import LIVEKIT_SERVICES
 from app.settings import Settings, get_settings
 from app.store.engine import Store, run_periodically
 from app.streams import EventFollower
 from app.webhooks import RETENTION_INTERVAL_SECONDS, purge_expired_events
-from routers import (
-    console,
-    dispatch,
-    egress,
-    health,
-    ingress,
-    rooms,
-    sessions,
-    sip,
-    tokens,
-    webhooks,
-    whoami,
-)
+from routers import console, health, sessions, tokens, webhooks, whoami
 from routers.direct import DirectRoute
 
 
@@ -168,23 +158,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if isinstance(route, DirectRoute)
     ]
     app.router.routes[:0] = direct_routes
-    for module in (
-        health,
-        tokens,
-        webhooks,
-        rooms,
-        dispatch,
-        egress,
-        ingress,
-        sip,
-        sessions,
-        whoami,
-        console,
-    ):
-        app.include_router(module.router)
+    for router in _routers():
+        app.include_router(router)
     document_problems(app)
     _add_outer_layers(app, app.state.settings, direct_routes)
     return app
+
+
+def _routers() -> list[APIRouter]:
+    """The routers `create_app` includes, in order (the order of /openapi.json's paths):
+    health, tokens and webhooks, each LiveKit service's in `app.services.LIVEKIT_SERVICES`,
+    then sessions, whoami and the console."""
+    services: list[APIRouter] = [
+        importlib.import_module(service.router).router for service in LIVEKIT_SERVICES
+    ]
+    return [
+        health.router,
+        tokens.router,
+        webhooks.router,
+        *services,
+        sessions.router,
+        whoami.router,
+        console.router,
+    ]
 
 
 #: What a browser page may send and read (contract: Conventions, Browsers).

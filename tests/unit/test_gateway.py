@@ -14,6 +14,7 @@ from livekit import api
 
 from app.errors import NotFound, UpstreamError
 from app.livekit import CallAuthorization, LiveKit
+from app.services import LIVEKIT_SERVICES
 from tests.unit.test_token_signing import assert_same_token, grants_of
 
 KEY, SECRET = "APIgateway", "secret-" * 6
@@ -49,7 +50,7 @@ async def test_cancellation_is_not_swallowed(gateway):
         await gateway.run(_raises(asyncio.CancelledError()))
 
 
-SERVICES = ("room", "agent_dispatch", "egress", "ingress", "sip")
+SERVICES = tuple(service.client for service in LIVEKIT_SERVICES)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
