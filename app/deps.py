@@ -49,12 +49,12 @@ from app.idempotency import (
     run_once,
 )
 from app.livekit import LiveKit
+from app.policy import Caller, CallerRule, rule_for
 from app.ratelimits import RateLimiter
 from app.services import DISPATCH, EGRESS, INGRESS, ROOMS, SIP, LiveKitService
 from app.settings import Settings
 from app.store.engine import Store
 from app.streams import EventFollower
-from app.tokens import Caller, CallerRule, rule_for
 from schemas.bridge import to_json
 
 _bearer = HTTPBearer(auto_error=False, description="A service key, or on /v1/token an end-user JWT")

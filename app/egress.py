@@ -16,7 +16,7 @@ egress v1.8.6) answers, measured:
 So a start with no worker answers at the service's deadline (LIVEKIT_TIMEOUT_SECONDS,
 504 `livekit_timeout`) with a detail saying no egress worker took it, not after LiveKit's
 own wait. The `EgressInfo` LiveKit returns echoes the request, upload credentials included:
-the bridge's `to_json` drops them (`schemas.bridge.SECRET_FIELDS`). Every request's URLs
+the bridge's `to_json` drops them (`schemas.credentials.SECRET_FIELDS`). Every request's URLs
 and paths pass `app.media.check_media` (MEDIA_URL_ALLOW) before LiveKit sees them.
 """
 

@@ -21,7 +21,8 @@ from app.auth import Scope, ServiceKey
 from app.livekit import LiveKit, one_with_id
 from app.media import check_media
 from app.urlpatterns import UrlAllowList
-from schemas.bridge import STREAM_KEY_FIELDS, to_proto
+from schemas.bridge import to_proto
+from schemas.credentials import STREAM_KEY_FIELDS
 from schemas.ingress import CreateIngressRequest, UpdateIngressBody
 
 INGRESS_NOT_FOUND = "ingress_not_found"

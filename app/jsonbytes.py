@@ -1,5 +1,5 @@
 """Compact JSON as bytes, for the two hot writers of JSON: the token's claims
-(`app.tokens.SignedAccessToken`) and the access line (`app.logs`)."""
+(`app.access_tokens.SignedAccessToken`) and the access line (`app.logs`)."""
 
 from __future__ import annotations
 

@@ -29,6 +29,7 @@ from livekit.api.ingress_service import IngressService
 from livekit.api.room_service import RoomService
 from livekit.api.sip_service import SipService
 
+from app.access_tokens import SignedAccessToken
 from app.errors import (
     AppError,
     NotFound,
@@ -39,7 +40,6 @@ from app.errors import (
 )
 from app.readiness import CachedCheck
 from app.services import LIVEKIT_SERVICES
-from app.tokens import SignedAccessToken
 
 log = logging.getLogger(__name__)
 

@@ -39,8 +39,8 @@ from app.store import sessions as queries
 from app.store.cursor import Cursor
 from app.store.engine import Store
 from app.store.errors import database_errors
-from schemas.bridge import from_livekit_json
 from schemas.common import Page
+from schemas.protojson import from_livekit_json
 from schemas.sessions import (
     EgressState,
     ParticipantSession,

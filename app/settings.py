@@ -39,8 +39,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from app.auth import ServiceKey
+from app.policy import TokenPolicy, default_development_policy
 from app.ratelimits import Strategy
-from app.tokens import TokenPolicy, default_development_policy
 from app.urlpatterns import UrlAllowList
 
 #: LiveKit's documented development key pair (`livekit-server --dev`).

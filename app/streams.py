@@ -58,7 +58,7 @@ from app.webhooks import (
     stored_event,
     stored_rows_past,
 )
-from schemas.bridge import STREAM_KEY_FIELDS
+from schemas.credentials import STREAM_KEY_FIELDS
 from schemas.webhooks import EventFilters, StoredEvent
 
 log = logging.getLogger(__name__)

@@ -40,15 +40,17 @@ import jwt
 from jwt.types import Options
 from livekit.protocol.webhook import WebhookEvent
 
+from app.access_tokens import PreparedKeyJWT, check_hs256_signature
 from app.auth import bearer_credential
 from app.errors import BadRequest, NotFound, Unauthorized, UnsupportedMediaType
 from app.store.cursor import Cursor
 from app.store.engine import Store
 from app.store.errors import database_errors
 from app.store.events import StreamPosition
-from app.tokens import PreparedKeyJWT, check_hs256_signature
-from schemas.bridge import STREAM_KEY_FIELDS, from_livekit_json, to_json
+from schemas.bridge import to_json
 from schemas.common import Page
+from schemas.credentials import STREAM_KEY_FIELDS
+from schemas.protojson import from_livekit_json
 from schemas.webhooks import EventQuery, StoredEvent, WebhookReceipt
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from typing import Any
 
 from livekit import api
 
-from app.tokens import SignedAccessToken
+from app.access_tokens import SignedAccessToken
 from app.webhooks import parse_event, verify_signature
 
 KEY, SECRET = "APIbench", "s" * 43

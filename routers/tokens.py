@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request, Response
 from pydantic import TypeAdapter
 
+from app.access_tokens import introspect
 from app.deps import SettingsDep, TokenCallerDep, TokensAdminCaller, get_token_caller
-from app.tokens import introspect, mint_participant_token, mint_token
+from app.tokens import mint_participant_token, mint_token
 from routers.direct import dependency, direct_route, read_json_body
 from schemas.problems import problems
 from schemas.tokens import (

@@ -13,28 +13,24 @@ field name, so OpenAPI shows LiveKit's real schema and every LiveKit doc maps 1:
   documented as "exactly one of" on the model and on each member (`x-oneof` names the
   group), and a request that sets two members of one group is refused by validation (422)
   naming both fields, before protobuf sees it;
-- credentials inside LiveKit's messages (`SECRET_FIELDS`: upload keys and tokens, SIP
-  passwords and dispatch rule PINs, `Room.turn_password` ...) are write-only: accepted on
-  input and sent to LiveKit, never rendered by `to_json` (so never in a response, a stored
-  idempotent replay or an event payload), and `redacted(message)` is the copy to put in a
-  log line. Fields shown only to some callers (`STREAM_KEY_FIELDS`: an ingress's
+- credentials inside LiveKit's messages (`schemas.credentials.SECRET_FIELDS`: upload keys
+  and tokens, SIP passwords and dispatch rule PINs, `Room.turn_password` ...) are
+  write-only: accepted on input and sent to LiveKit, never rendered by `to_json` (so never
+  in a response, a stored idempotent replay or an event payload), and
+  `schemas.credentials.redacted(message)` is the copy to put in a log line. Fields shown
+  only to some callers (`STREAM_KEY_FIELDS`: an ingress's
   `stream_key`, for callers that may write ingress) are left out by `to_json` when the
   caller passes them as `withheld`.
 
 `to_proto` and `to_json` convert with `google.protobuf.json_format`, so no resource is
 ever converted by hand; `to_page` renders a list response with LiveKit's page token.
-`from_livekit_json` reads what LiveKit sends (webhooks) exactly as `json_format` does, in a
-fifth of the time.
+What LiveKit sends (webhooks) is read by `schemas.protojson.from_livekit_json`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import enum
-import math
-import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any, Optional, TypeVar, cast
 
 from google.protobuf import json_format
@@ -43,6 +39,7 @@ from google.protobuf.message import Message
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, create_model, model_validator
 
 from app.errors import InvalidInput
+from schemas.credentials import SECRET_FIELDS
 
 M = TypeVar("M", bound=Message)
 
@@ -77,50 +74,6 @@ _WELL_KNOWN: dict[str, Any] = {
     "google.protobuf.Int64Value": int,
     "google.protobuf.UInt64Value": int,
 }
-
-
-#: Credentials inside LiveKit's messages, by full field name: write-only (see module doc).
-#: Sources: livekit/protocol `livekit_egress.proto` (upload backends, proxy),
-#: `livekit_sip.proto` (trunk and outbound passwords, dispatch rule PINs: a caller dialling
-#: in proves it knows the PIN), `livekit_models.proto` (TURN),
-#: `livekit_webhook.proto`, `livekit_rtc.proto` (ICE), `livekit_agent*.proto`,
-#: `livekit_connector_whatsapp.proto`.
-SECRET_FIELDS: frozenset[str] = frozenset(
-    {
-        "livekit.S3Upload.secret",
-        "livekit.S3Upload.session_token",
-        "livekit.GCPUpload.credentials",
-        "livekit.AzureBlobUpload.account_key",
-        "livekit.AliOSSUpload.secret",
-        "livekit.ProxyConfig.password",
-        "livekit.Room.turn_password",
-        "livekit.ICEServer.credential",
-        "livekit.WebhookConfig.signing_key",
-        "livekit.SIPTrunkInfo.inbound_password",
-        "livekit.SIPTrunkInfo.outbound_password",
-        "livekit.CreateSIPTrunkRequest.inbound_password",
-        "livekit.CreateSIPTrunkRequest.outbound_password",
-        "livekit.SIPInboundTrunkInfo.auth_password",
-        "livekit.SIPOutboundTrunkInfo.auth_password",
-        "livekit.SIPInboundTrunkUpdate.auth_password",
-        "livekit.SIPOutboundTrunkUpdate.auth_password",
-        "livekit.SIPOutboundConfig.auth_password",
-        "livekit.SIPDispatchRuleDirect.pin",
-        "livekit.SIPDispatchRuleIndividual.pin",
-        "livekit.SIPDispatchRuleCallee.pin",
-        "livekit.DialWhatsAppCallRequest.whatsapp_api_key",
-        "livekit.AcceptWhatsAppCallRequest.whatsapp_api_key",
-        "livekit.DisconnectWhatsAppCallRequest.whatsapp_api_key",
-        "livekit.AgentInfo.secrets",
-        "livekit.ListAgentSecretsResponse.secrets",
-    }
-)
-
-#: Credentials shown only to callers that may write ingress (contract: Conventions): the
-#: key an encoder pushes a stream with (`livekit_ingress.proto`). Readable by such callers,
-#: so not write-only: `to_json(..., withheld=STREAM_KEY_FIELDS)` leaves them out for the
-#: others (`app.ingress.withheld_from` decides).
-STREAM_KEY_FIELDS: frozenset[str] = frozenset({"livekit.IngressInfo.stream_key"})
 
 
 def oneof_groups(descriptor: Descriptor) -> list[tuple[str, list[str]]]:
@@ -349,29 +302,6 @@ def to_page(
     return {"items": items_json, "next_page_token": str(token or "") or None}
 
 
-def redacted(message: M) -> M:
-    """A copy of `message` with every `SECRET_FIELDS` member cleared, at any depth: what a
-    log line may show of a LiveKit message."""
-    copy = type(message)()
-    copy.CopyFrom(message)
-    _clear_secrets(copy)
-    return copy
-
-
-def _clear_secrets(message: Message) -> None:
-    for field, value in message.ListFields():
-        if field.full_name in SECRET_FIELDS:
-            message.ClearField(field.name)
-        elif field.message_type is not None and not field.message_type.GetOptions().map_entry:
-            for item in value if _is_repeated(field) else [value]:
-                if isinstance(item, Message):
-                    _clear_secrets(item)
-        elif field.message_type is not None:  # a map: clear its message values
-            for item in value.values():
-                if isinstance(item, Message):
-                    _clear_secrets(item)
-
-
 def _shape(descriptor: Descriptor, data: dict[str, Any], hidden: frozenset[str]) -> None:
     """Drop the `hidden` fields (full names); and protojson writes 64-bit integers as
     strings, the contract wants JSON numbers."""
@@ -394,181 +324,3 @@ def _shape(descriptor: Descriptor, data: dict[str, Any], hidden: frozenset[str])
         elif field.message_type is not None and field.message_type.full_name not in _WELL_KNOWN:
             for item in value if isinstance(value, list) else [value]:
                 _shape(field.message_type, item, hidden)
-
-
-# --- LiveKit's JSON in, fast ---------------------------------------------------------------
-
-
-def from_livekit_json(data: Any, message: type[M]) -> M:
-    """`data` (decoded JSON, as LiveKit sends it: protojson, field names in lowerCamelCase or
-    as in the .proto) as `message`, unknown fields ignored so that newer LiveKit versions
-    are accepted: exactly `json_format.ParseDict(data, message(), ignore_unknown_fields=True)`,
-    the same message or the same `json_format.ParseError` (or the `TypeError` ParseDict
-    lets through for a top level that is not an object).
-
-    Protobuf's JSON parser walks a message in Python, field by field (about 150 µs for a
-    1.2 KB webhook). Here a plan compiled once per message type checks the JSON LiveKit's
-    servers write (64-bit integers as decimal strings, enums by name, no nulls) and hands
-    the converted fields to the message's constructor, in C, in about a fifth of that. Any
-    value the plan does not know for certain (a null, a number written as text, an unknown
-    enum name, `bytes`, a well-known type, two members of a oneof ...) sends the whole
-    document to `ParseDict` instead: the plan never refuses anything itself.
-    `tests/unit/test_livekit_json.py` proves the equality over random documents.
-    """
-    try:
-        fields = _fields(_plan(cast(Descriptor, message.DESCRIPTOR)), data, 1)
-        return message(**fields)
-    except (_Unusual, ValueError, TypeError):
-        return json_format.ParseDict(data, message(), ignore_unknown_fields=True)
-
-
-class _Unusual(Exception):
-    """A value the plan leaves to `json_format.ParseDict`."""
-
-
-# What a field holds, for the plan: scalar kinds, a message, a map with string keys, or
-# anything else (`bytes`, well-known types, other map keys), which is left to ParseDict.
-_STRING, _INTEGER, _BOOL, _FLOAT, _DOUBLE, _ENUM, _MESSAGE, _MAP, _OTHER = range(9)
-_INTEGERS = {
-    FieldDescriptor.CPPTYPE_INT32,
-    FieldDescriptor.CPPTYPE_INT64,
-    FieldDescriptor.CPPTYPE_UINT32,
-    FieldDescriptor.CPPTYPE_UINT64,
-}
-_DIGITS = re.compile(r"-?[0-9]+")
-#: The largest float32 (protobuf's own bound for JSON input, `json_format._ConvertFloat`).
-_FLOAT32_MAX = 3.4028234663852886e38
-#: Nesting the plan follows; deeper documents go to ParseDict (which allows 100).
-_PLAN_DEPTH = 64
-
-
-@dataclass(frozen=True, slots=True)
-class _Field:
-    """One field of a plan: its proto name (the constructor's keyword), what it holds, and
-    for a map, the plan of its values."""
-
-    name: str
-    kind: int
-    repeated: bool = False
-    oneof: str | None = None
-    message: Any = None  # the Descriptor of a _MESSAGE
-    enum_numbers: Mapping[str, int] = dataclasses.field(default_factory=dict)
-    value: Any = None  # the _Field of a _MAP's values
-    #: The one JSON type taken as it is, with no check beyond its type: `str` for a
-    #: string, `int` for an integer, `bool` for a bool, when not repeated and not in a
-    #: oneof; else `_Unusual` (no value has that type).
-    plain: type = _Unusual
-
-
-_plans: dict[Descriptor, dict[str, _Field]] = {}
-
-
-def _plan(descriptor: Descriptor) -> dict[str, _Field]:
-    """Every JSON key ParseDict maps to a field of `descriptor` (its proto name and its
-    lowerCamelCase JSON name, which wins as in ParseDict) -> the field's plan."""
-    plan = _plans.get(descriptor)
-    if plan is None:
-        plan = {field.name: _planned(field) for field in descriptor.fields}
-        plan.update({field.json_name: plan[field.name] for field in descriptor.fields})
-        _plans[descriptor] = plan
-    return plan
-
-
-def _planned(field: FieldDescriptor) -> _Field:
-    oneof = field.containing_oneof.name if field.containing_oneof is not None else None
-    nested = field.message_type
-    if nested is not None and nested.GetOptions().map_entry:
-        key, value = nested.fields_by_name["key"], nested.fields_by_name["value"]
-        if key.cpp_type != FieldDescriptor.CPPTYPE_STRING or key.type == key.TYPE_BYTES:
-            return _Field(field.name, _OTHER)
-        return _Field(field.name, _MAP, oneof=oneof, value=_planned(value))
-    repeated = _is_repeated(field)
-    if nested is not None:
-        kind = _OTHER if nested.full_name.startswith("google.protobuf.") else _MESSAGE
-        return _Field(field.name, kind, repeated, oneof, message=nested)
-    if field.cpp_type == FieldDescriptor.CPPTYPE_ENUM:
-        values = cast(EnumDescriptor, field.enum_type).values
-        numbers = {value.name: value.number for value in values}
-        return _Field(field.name, _ENUM, repeated, oneof, enum_numbers=numbers)
-    kind = {
-        FieldDescriptor.CPPTYPE_STRING: _OTHER if field.type == field.TYPE_BYTES else _STRING,
-        FieldDescriptor.CPPTYPE_BOOL: _BOOL,
-        FieldDescriptor.CPPTYPE_FLOAT: _FLOAT,
-        FieldDescriptor.CPPTYPE_DOUBLE: _DOUBLE,
-    }.get(field.cpp_type, _INTEGER if field.cpp_type in _INTEGERS else _OTHER)
-    plain = {_STRING: str, _INTEGER: int, _BOOL: bool}.get(kind, _Unusual)
-    if repeated or oneof is not None:
-        plain = _Unusual
-    return _Field(field.name, kind, repeated, oneof, plain=plain)
-
-
-def _fields(plan: dict[str, _Field], data: Any, depth: int) -> dict[str, Any]:
-    """The constructor's keyword arguments for one JSON object; `_Unusual` for anything
-    the plan leaves to ParseDict."""
-    if type(data) is not dict or depth > _PLAN_DEPTH:
-        raise _Unusual
-    fields: dict[str, Any] = {}
-    oneofs: set[str] | None = None
-    for key, value in data.items():
-        field = plan.get(key)
-        if field is None:
-            if type(key) is not str or key.startswith("["):  # "[...]": an extension's name
-                raise _Unusual
-            continue  # unknown: ignored
-        name = field.name
-        if name in fields:  # a field given twice, under both its names
-            raise _Unusual
-        if type(value) is field.plain:  # the most common case: str, int or bool as such
-            fields[name] = value
-            continue
-        if value is None:  # null clears
-            raise _Unusual
-        if field.oneof is not None:
-            if oneofs is None:
-                oneofs = set()
-            elif field.oneof in oneofs:
-                raise _Unusual
-            oneofs.add(field.oneof)
-        if field.repeated:
-            if type(value) is not list:
-                raise _Unusual
-            fields[name] = [_converted(field, item, depth) for item in value]
-        elif field.kind == _MAP:
-            if type(value) is not dict:
-                raise _Unusual
-            entry = field.value
-            fields[name] = {k: _converted(entry, v, depth) for k, v in value.items()}
-        else:
-            fields[name] = _converted(field, value, depth)
-    return fields
-
-
-def _converted(field: _Field, value: Any, depth: int) -> Any:
-    """One value of `field`, as the constructor takes it; `_Unusual` unless the JSON type
-    is the one LiveKit writes for the field (what ParseDict accepts is wider)."""
-    kind, type_ = field.kind, type(value)
-    if kind == _STRING:
-        if type_ is str:
-            return value
-    elif kind == _MESSAGE:
-        return _fields(_plan(field.message), value, depth + 1)
-    elif kind == _INTEGER:
-        if type_ is int:
-            return value  # its range is checked by the constructor (ValueError)
-        if type_ is str and _DIGITS.fullmatch(value):
-            return int(value)
-    elif kind == _ENUM:
-        if type_ is str:
-            number = field.enum_numbers.get(value)
-            if number is not None:
-                return number
-    elif kind == _BOOL:
-        if type_ is bool:
-            return value
-    elif kind in (_FLOAT, _DOUBLE):
-        if type_ is int and -(2**53) <= value <= 2**53:
-            return float(value)
-        finite = type_ is float and math.isfinite(value)
-        if finite and (kind == _DOUBLE or -_FLOAT32_MAX <= value <= _FLOAT32_MAX):
-            return value
-    raise _Unusual

@@ -2,7 +2,7 @@
 
 Responses are LiveKit's own messages (`SIPInboundTrunkInfo`, `SIPOutboundTrunkInfo`,
 `SIPDispatchRuleInfo`, `SIPParticipantInfo`), derived by `schemas.bridge.model_for`; trunk
-passwords are write-only (`schemas.bridge.SECRET_FIELDS`): accepted here, never rendered.
+passwords are write-only (`schemas.credentials.SECRET_FIELDS`): accepted here, never rendered.
 
 Requests are LiveKit's messages with what the service checks before LiveKit sees them:
 

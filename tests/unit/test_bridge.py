@@ -169,7 +169,7 @@ def test_to_json_never_renders_a_credential_at_any_depth():
 
 
 def test_redacted_copy_is_what_a_log_line_may_show_and_the_original_is_untouched():
-    from schemas.bridge import redacted
+    from schemas.credentials import redacted
 
     info = _egress_info_with_every_upload()
     assert not [s for s in SECRETS if s in str(redacted(info))]
@@ -202,7 +202,8 @@ def test_dispatch_rule_pins_are_write_only_at_every_kind():
 def test_withheld_fields_are_left_out_at_any_depth_of_an_item_or_a_page():
     from livekit.protocol import ingress, webhook
 
-    from schemas.bridge import STREAM_KEY_FIELDS, to_page
+    from schemas.bridge import to_page
+    from schemas.credentials import STREAM_KEY_FIELDS
 
     info = ingress.IngressInfo(ingress_id="IN_a", stream_key="sk-value", url="rtmp://h/x")
     event = webhook.WebhookEvent(id="EV_a", event="ingress_started", ingress_info=info)
@@ -225,7 +226,7 @@ def test_secret_fields_are_write_only_in_openapi():
 def test_every_secret_field_names_a_real_field():
     from google.protobuf import descriptor_pool
 
-    from schemas.bridge import SECRET_FIELDS, STREAM_KEY_FIELDS
+    from schemas.credentials import SECRET_FIELDS, STREAM_KEY_FIELDS
 
     pool = descriptor_pool.Default()
     for full_name in SECRET_FIELDS | STREAM_KEY_FIELDS:

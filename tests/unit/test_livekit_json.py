@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from livekit.protocol.webhook import WebhookEvent
 
 from bench.micro import webhook_event
-from schemas.bridge import _fields, _plan, from_livekit_json
+from schemas.protojson import _fields, _plan, from_livekit_json
 
 T = FieldDescriptor
 text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=8)

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from app.errors import Forbidden
+from app.policy import Caller, CallerRule
 from app.room_patterns import room_allowed
-from app.tokens import Caller, CallerRule
 from tests.unit.test_tokens import claims_of, mint
 
 USER_ROOMS = ["user-{identity}-*"]

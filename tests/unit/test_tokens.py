@@ -1,4 +1,5 @@
-"""Minting and policy (app.tokens): what a token carries is exactly what was asked and allowed."""
+"""Minting and policy (app.tokens, app.policy): what a token carries is exactly what was
+asked and allowed."""
 
 from __future__ import annotations
 
@@ -10,16 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.access_tokens import introspect
 from app.errors import Forbidden, InvalidInput
-from app.tokens import (
-    Caller,
-    CallerRule,
-    TokenPolicy,
-    default_development_policy,
-    introspect,
-    mint_participant_token,
-    mint_token,
-)
+from app.policy import Caller, CallerRule, TokenPolicy, default_development_policy
+from app.tokens import mint_participant_token, mint_token
 from schemas.tokens import IssueTokenRequest, ParticipantTokenRequest
 
 KEY, SECRET = "APIunit", "u" * 40
