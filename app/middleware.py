@@ -49,7 +49,7 @@ from app.auth import bearer_credential, find_service_key
 from app.errors import HeaderFieldsTooLarge, InternalError, PayloadTooLarge, Unauthorized
 from app.logs import access_logger
 from app.problems import report_unexpected, send_problem
-from app.webhooks import SIGNATURE_INVALID
+from app.webhook_verification import SIGNATURE_INVALID
 
 if TYPE_CHECKING:
     from routers.direct import DirectRoute
