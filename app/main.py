@@ -24,22 +24,21 @@ from app.idempotency import purge_expired as purge_keys
 from app.livekit import LiveKit
 from app.logs import configure_logging_once
 from app.middleware import (
-    REQUEST_ID_HEADER,
     BodyLimitMiddleware,
-    DirectRoutesMiddleware,
     EarlyAuthMiddleware,
     HeaderLimitMiddleware,
     RequestContextMiddleware,
 )
 from app.problems import add_exception_handlers, document_problems
 from app.ratelimits import RateLimiter
+from app.request_ids import REQUEST_ID_HEADER
 from app.services import LIVEKIT_SERVICES
 from app.settings import Settings, get_settings
 from app.store.engine import Store, run_periodically
 from app.streams import EventFollower
 from app.webhooks import RETENTION_INTERVAL_SECONDS, purge_expired_events
 from routers import console, health, sessions, tokens, webhooks, whoami
-from routers.direct import DirectRoute
+from routers.direct import DirectRoute, DirectRoutesMiddleware
 
 
 @asynccontextmanager

@@ -23,40 +23,29 @@ like `app.main` and `app.problems`). From the outside in (Starlette's CORS middl
 Each of 2 to 4 answers with a plain ASGI response (`app.problems.send_problem`), so CORS,
 outside them, adds its headers to these answers as to any other.
 
-`DirectRoutesMiddleware`, just inside CORS, serves the direct routes (`routers.direct`)
-itself when 2 to 4 would pass the request on unchanged, skipping them and the framework's
-own layers; every other request, refusals included, goes the way above.
+`routers.direct.DirectRoutesMiddleware`, just inside CORS, serves the direct routes itself
+when 2 to 4 would pass the request on unchanged (it asks `header_problem`, `body_framing`
+and `credential_refusal` here), skipping them and the framework's own layers; every other
+request, refusals included, goes the way above.
 """
 
 from __future__ import annotations
 
-import inspect
-import os
-import random
 import time
-import uuid
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import Any
 
 import structlog
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
 from starlette.routing import Match, Route
-from starlette.types import ASGIApp, HTTPExceptionHandler, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
 from app.auth import bearer_credential, find_service_key
 from app.errors import HeaderFieldsTooLarge, InternalError, PayloadTooLarge, Unauthorized
 from app.logs import access_logger
 from app.problems import report_unexpected, send_problem
-from app.webhooks import SIGNATURE_INVALID
-
-if TYPE_CHECKING:
-    from routers.direct import DirectRoute
-
-REQUEST_ID_HEADER = "X-Request-ID"
-#: Longest `X-Request-ID` echoed (contract: 1 to 128 visible ASCII characters).
-MAX_REQUEST_ID_LENGTH = 128
+from app.request_ids import REQUEST_ID_HEADER, new_request_id, valid_request_id
+from app.webhook_verification import SIGNATURE_INVALID
 
 #: Largest request body (contract: Conventions), bytes.
 MAX_BODY_BYTES = 1024 * 1024
@@ -66,28 +55,6 @@ MAX_HEADERS = 100
 MAX_HEADER_BYTES = 16 * 1024
 #: Longest header block (every name and value), bytes.
 MAX_HEADER_BLOCK_BYTES = 64 * 1024
-
-
-#: The generator of request ids: an instance of its own, so that no other code's
-#: `random.seed` (a library's, a test framework's) can make ids repeat; seeded from the
-#: system's randomness when created, and again in a forked child.
-_REQUEST_IDS = random.Random()  # noqa: S311 - not a secret, see new_request_id
-os.register_at_fork(after_in_child=_REQUEST_IDS.seed)
-
-
-def new_request_id() -> str:
-    """A fresh request id: a random (version 4) UUID, e.g. `0b6c...-4...-...`.
-
-    Its 122 random bits come from `_REQUEST_IDS`, a `random.Random` generator, not from
-    `os.urandom`: a request id is no secret (a caller may send any id it likes, and it is
-    echoed), and the system call per request that `uuid.uuid4()` makes cost the token route
-    about 2% of its requests per second (bench/README.md)."""
-    return str(uuid.UUID(int=_REQUEST_IDS.getrandbits(128), version=4))
-
-
-def valid_request_id(given: bytes) -> bool:
-    """True for 1 to `MAX_REQUEST_ID_LENGTH` visible ASCII characters (0x21 to 0x7E)."""
-    return 0 < len(given) <= MAX_REQUEST_ID_LENGTH and all(0x21 <= b <= 0x7E for b in given)
 
 
 class RequestContextMiddleware:
@@ -160,14 +127,15 @@ class HeaderLimitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            problem = _header_problem(scope["headers"])
+            problem = header_problem(scope["headers"])
             if problem:
                 await send_problem(scope, send, HeaderFieldsTooLarge(problem))
                 return
         await self.app(scope, receive, send)
 
 
-def _header_problem(headers: list[tuple[bytes, bytes]]) -> str | None:
+def header_problem(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """Why `HeaderLimitMiddleware` refuses `headers` (name, value pairs), else None."""
     if len(headers) > MAX_HEADERS:
         return f"{len(headers)} header fields; at most {MAX_HEADERS} are accepted"
     total = 0
@@ -309,7 +277,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared, chunked = _body_framing(scope["headers"])
+        declared, chunked = body_framing(scope["headers"])
         if declared.isdigit() and not chunked:
             if int(declared) > MAX_BODY_BYTES:
                 await send_problem(scope, send, _too_large())
@@ -346,7 +314,7 @@ class BodyLimitMiddleware:
             await send_problem(scope, send, _too_large())
 
 
-def _body_framing(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bool]:
+def body_framing(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bool]:
     """The first `Content-Length` value (b"" without one), and whether the body is sent
     with a `Transfer-Encoding` (chunked)."""
     declared, chunked = b"", False
@@ -360,85 +328,3 @@ def _body_framing(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bool]:
 
 def _too_large() -> PayloadTooLarge:
     return PayloadTooLarge(f"the request body is over {MAX_BODY_BYTES} bytes")
-
-
-class DirectRoutesMiddleware:
-    """The direct routes (`routers.direct`: `POST /v1/token`, LiveKit's webhooks) served
-    ahead of Starlette's and FastAPI's own layers (`ServerErrorMiddleware`, the admission
-    layers 2 to 4, `ExceptionMiddleware`, the router and the per-route wrapper), which cost
-    a token request more than its endpoint (bench/README.md).
-
-    A request takes this way only when those layers would hand it to the route unchanged:
-    its method and path are exactly a direct route's, its header fields are within
-    `HeaderLimitMiddleware`'s limits, its body is framed by a `Content-Length` of at most
-    `MAX_BODY_BYTES`, and `EarlyAuthMiddleware` would not refuse it. Any other request goes
-    the usual way, where those layers refuse it: each refusal keeps one place. What the
-    route raises is answered by the app's handler for it (`exception_handlers`, the app's
-    when its stack is built, looked up as `_exception_handler` says), as `ExceptionMiddleware`
-    and, for an exception nobody expected, `ServerErrorMiddleware` would; the route and its
-    endpoint are in the scope, as the router puts them.
-    """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        routes: list[DirectRoute],
-        exception_handlers: Mapping[Any, HTTPExceptionHandler],
-    ) -> None:
-        self.app = app
-        self._handlers = dict(exception_handlers)
-        #: (method, path) -> the route and the credential it needs (`credential_needed`).
-        self._routes = {
-            (method, route.path): (route, credential_needed(route))
-            for route in routes
-            for method in route.methods or ()
-        }
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            found = self._routes.get((scope["method"], scope["path"]))
-            if found is not None and await _admitted(found[1], scope):
-                await self._serve(found[0], scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-    async def _serve(self, route: DirectRoute, scope: Scope, receive: Receive, send: Send) -> None:
-        scope["route"], scope["endpoint"], scope["path_params"] = route, route.endpoint, {}
-        request = Request(scope, receive, send)
-        try:
-            response = await route.respond(request)
-        except Exception as exc:
-            handler = _exception_handler(self._handlers, exc)
-            if handler is None:
-                raise
-            answer = handler(request, exc)
-            response = await answer if inspect.isawaitable(answer) else answer
-        await response(scope, receive, send)
-
-
-async def _admitted(needs: str | None, scope: Scope) -> bool:
-    """True when the admission layers would pass the request on unchanged: header fields
-    within limits, a body framed by a `Content-Length` of at most `MAX_BODY_BYTES`, and no
-    early 401 for a route whose `credential_needed` is `needs`."""
-    headers = scope["headers"]
-    declared, chunked = _body_framing(headers)
-    return (
-        declared.isdigit()
-        and not chunked
-        and int(declared) <= MAX_BODY_BYTES
-        and _header_problem(headers) is None
-        and await credential_refusal(needs, scope) is None
-    )
-
-
-def _exception_handler(
-    handlers: Mapping[Any, HTTPExceptionHandler], exc: Exception
-) -> HTTPExceptionHandler | None:
-    """The handler registered for an `HTTPException`'s status code, else for `exc`'s class
-    or its nearest base class, else None (Starlette's lookup, `ExceptionMiddleware`)."""
-    if isinstance(exc, HTTPException) and exc.status_code in handlers:
-        return handlers[exc.status_code]
-    for cls in type(exc).__mro__:
-        if cls in handlers:
-            return handlers[cls]
-    return None

@@ -85,7 +85,7 @@ def report_unexpected(state: dict[str, Any], exc: Exception) -> None:
 
 def add_exception_handlers(app: FastAPI) -> None:
     """Register the handlers that answer every error of `app` as a problem (see the module
-    doc); `app.middleware.DirectRoutesMiddleware` answers with the same handlers."""
+    doc); `routers.direct.DirectRoutesMiddleware` answers with the same handlers."""
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

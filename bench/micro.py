@@ -20,7 +20,7 @@ from typing import Any
 from livekit import api
 
 from app.access_tokens import SignedAccessToken
-from app.webhooks import parse_event, verify_signature
+from app.webhook_verification import parse_event, verify_signature
 
 KEY, SECRET = "APIbench", "s" * 43
 

@@ -23,7 +23,8 @@ import sqlalchemy as sa
 from app.sessions import get_session, list_sessions
 from app.store.engine import Store
 from app.store.tables import webhook_events
-from app.webhooks import list_events, parse_event
+from app.webhook_verification import parse_event
+from app.webhooks import list_events
 from schemas.sessions import SessionQuery
 from schemas.webhooks import EventQuery
 

@@ -2,10 +2,12 @@
 FastAPI documents from their endpoints' signatures like any route but which do not go
 through its per-request machinery (dependency solving, body handling, response
 validation): on a small endpoint that machinery costs more than the endpoint itself. Most
-of their requests skip the framework's layers too (`app.middleware.DirectRoutesMiddleware`).
+of their requests skip the framework's layers too: `DirectRoutesMiddleware` serves them
+when the admission layers of `app.middleware` would pass them on unchanged.
 
 `direct_route(arguments)` makes such a route class (a `DirectRoute`); `dependency` resolves
-a dependency (or its override) for it; `read_json_body` reads a JSON body as FastAPI does.
+a dependency (or its override) for it; `read_json_body` reads a JSON body as FastAPI does;
+`DirectRoutesMiddleware` is the ASGI layer that serves the direct routes ahead of the rest.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from __future__ import annotations
 import contextlib
 import email.message
 import functools
+import inspect
 import json
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 from fastapi import Request, Response
@@ -22,6 +25,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, HTTPExceptionHandler, Receive, Scope, Send
+
+from app.middleware import (
+    MAX_BODY_BYTES,
+    body_framing,
+    credential_needed,
+    credential_refusal,
+    header_problem,
+)
 
 T = TypeVar("T")
 
@@ -35,7 +47,7 @@ class DirectRoute(APIRoute):
     arguments of `arguments(request)` (a class attribute, see `direct_route`) and returns
     what it returns: a `Response` as it is, a pydantic model as its JSON (by alias) at the
     route's status code. FastAPI's validation of the returned model is skipped: the
-    endpoint builds it, so it is valid already. `app.middleware.DirectRoutesMiddleware`
+    endpoint builds it, so it is valid already. `DirectRoutesMiddleware`
     calls `respond` ahead of the framework's layers; the router calls it too (through
     `get_route_handler`) for the requests that go the usual way."""
 
@@ -131,3 +143,86 @@ def _is_json(content_type: str | None) -> bool:
         return False
     subtype = message.get_content_subtype()
     return subtype == "json" or subtype.endswith("+json")
+
+
+class DirectRoutesMiddleware:
+    """The direct routes (`DirectRoute`s: `POST /v1/token`, LiveKit's webhooks) served
+    ahead of Starlette's and FastAPI's own layers (`ServerErrorMiddleware`, the admission
+    layers 2 to 4 of `app.middleware`, `ExceptionMiddleware`, the router and the per-route
+    wrapper), which cost a token request more than its endpoint (bench/README.md).
+
+    A request takes this way only when those layers would hand it to the route unchanged:
+    its method and path are exactly a direct route's, its header fields are within
+    `HeaderLimitMiddleware`'s limits, its body is framed by a `Content-Length` of at most
+    `MAX_BODY_BYTES`, and `EarlyAuthMiddleware` would not refuse it (`_admitted`). Any
+    other request goes the usual way, where those layers refuse it: each refusal keeps one
+    place. What the route raises is answered by the app's handler for it
+    (`exception_handlers`, the app's when its stack is built, looked up as
+    `_exception_handler` says), as `ExceptionMiddleware` and, for an exception nobody
+    expected, `ServerErrorMiddleware` would; the route and its endpoint are in the scope, as
+    the router puts them.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        routes: list[DirectRoute],
+        exception_handlers: Mapping[Any, HTTPExceptionHandler],
+    ) -> None:
+        self.app = app
+        self._handlers = dict(exception_handlers)
+        #: (method, path) -> the route and the credential it needs (`credential_needed`).
+        self._routes = {
+            (method, route.path): (route, credential_needed(route))
+            for route in routes
+            for method in route.methods or ()
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            found = self._routes.get((scope["method"], scope["path"]))
+            if found is not None and await _admitted(found[1], scope):
+                await self._serve(found[0], scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def _serve(self, route: DirectRoute, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["route"], scope["endpoint"], scope["path_params"] = route, route.endpoint, {}
+        request = Request(scope, receive, send)
+        try:
+            response = await route.respond(request)
+        except Exception as exc:
+            handler = _exception_handler(self._handlers, exc)
+            if handler is None:
+                raise
+            answer = handler(request, exc)
+            response = await answer if inspect.isawaitable(answer) else answer
+        await response(scope, receive, send)
+
+
+async def _admitted(needs: str | None, scope: Scope) -> bool:
+    """True when the admission layers would pass the request on unchanged: header fields
+    within limits, a body framed by a `Content-Length` of at most `MAX_BODY_BYTES`, and no
+    early 401 for a route whose `credential_needed` is `needs`."""
+    headers = scope["headers"]
+    declared, chunked = body_framing(headers)
+    return (
+        declared.isdigit()
+        and not chunked
+        and int(declared) <= MAX_BODY_BYTES
+        and header_problem(headers) is None
+        and await credential_refusal(needs, scope) is None
+    )
+
+
+def _exception_handler(
+    handlers: Mapping[Any, HTTPExceptionHandler], exc: Exception
+) -> HTTPExceptionHandler | None:
+    """The handler registered for an `HTTPException`'s status code, else for `exc`'s class
+    or its nearest base class, else None (Starlette's lookup, `ExceptionMiddleware`)."""
+    if isinstance(exc, HTTPException) and exc.status_code in handlers:
+        return handlers[exc.status_code]
+    for cls in type(exc).__mro__:
+        if cls in handlers:
+            return handlers[cls]
+    return None

@@ -145,7 +145,7 @@ UNAUTHENTICATED_BODIES = {
 
 async def chunked(body: bytes) -> AsyncIterator[bytes]:
     """`body` sent chunked (`Transfer-Encoding: chunked`): such a request goes the usual
-    way, not the direct one (`app.middleware.DirectRoutesMiddleware`)."""
+    way, not the direct one (`routers.direct.DirectRoutesMiddleware`)."""
     for start in range(0, len(body), 64 * 1024):
         yield body[start : start + 64 * 1024]
 

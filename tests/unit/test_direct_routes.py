@@ -1,5 +1,5 @@
 """The direct routes are served ahead of the framework's layers
-(`app.middleware.DirectRoutesMiddleware`) only when those layers would pass the request on
+(`routers.direct.DirectRoutesMiddleware`) only when those layers would pass the request on
 unchanged; any other request goes the usual way. Either way the answer is the same: the
 parity of every body and caller with FastAPI's own handling is in
 test_token_route_parity.py, the admission layers' refusals in

@@ -9,7 +9,8 @@ import random
 
 from app.sessions import get_session, list_sessions
 from app.store.engine import Store
-from app.webhooks import parse_event, purge_expired_events
+from app.webhook_verification import parse_event
+from app.webhooks import purge_expired_events
 from schemas.sessions import SessionQuery
 from tests.components import post_webhooks as post
 from tests.conftest import auth

@@ -11,12 +11,12 @@ import jwt
 import pytest
 
 from app.errors import BadRequest, Unauthorized, UnsupportedMediaType
-from app.webhooks import (
-    PageToken,
+from app.webhook_verification import (
     check_content_type,
     parse_event,
     verify_signature,
 )
+from app.webhooks import PageToken
 from tests.components import signed_webhook, webhook_body
 
 KEY, SECRET = "APImain", "main-secret-" + "x" * 32
