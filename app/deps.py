@@ -139,7 +139,6 @@ def writes(service: LiveKitService) -> ScopeCheck:
 # one by one, so that mypy reads them as types): a read needs the service's read scope
 # (`rooms:read`) or its write scope; `rooms:write` also includes `rooms:read` for every
 # service (app.auth.IMPLIED_SCOPES).
-TokensIssueCaller = Annotated[ServiceKey, Depends(ScopeCheck(Scope.TOKENS_ISSUE))]
 TokensAdminCaller = Annotated[ServiceKey, Depends(ScopeCheck(Scope.TOKENS_ADMIN))]
 RoomsReadCaller = Annotated[ServiceKey, Depends(reads(ROOMS))]
 RoomsWriteCaller = Annotated[ServiceKey, Depends(writes(ROOMS))]

@@ -109,7 +109,12 @@ class HeaderFieldsTooLarge(AppError):
 
 
 class InternalError(AppError):
-    """500: an exception nobody expected; the detail never says more than this."""
+    """500: an exception nobody expected; the detail never says more than `DETAIL`."""
+
+    DETAIL = "an unexpected error occurred; quote the request_id"
+
+    def __init__(self) -> None:
+        super().__init__(self.DETAIL)
 
 
 class FeatureNotEnabled(AppError):

@@ -97,7 +97,7 @@ class RequestContextMiddleware:
         except Exception as exc:
             report_unexpected(state, exc)
             if status == 0:
-                error = InternalError("an unexpected error occurred; quote the request_id")
+                error = InternalError()
                 await send_problem(scope, send_with_id, error)
         finally:
             method, route = scope["method"], _route(scope)

@@ -129,7 +129,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     It is logged with its traceback and the request id and counted in `/metrics` before the
     answer leaves (`report_unexpected`)."""
     report_unexpected(request.scope.setdefault("state", {}), exc)
-    error = InternalError("an unexpected error occurred; quote the request_id")
+    error = InternalError()
     return problem_response(request, error)
 
 
