@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.errors import DATABASE_ERRORS, is_unavailable
 from app.store.tables import webhook_events
@@ -24,6 +26,11 @@ SNAPSHOT_XMIN_SQL = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint)"
 
 #: Most webhook events committed in one transaction (see `EventRepository.insert`).
 EVENT_BATCH_LIMIT = 200
+
+#: What must change in the same transaction as new events (a projection, an outbox): called
+#: with the open session and the column values of the rows this transaction stored (each
+#: event id once, in insert order); an exception rolls the whole batch back.
+EventWriter = Callable[[AsyncSession, list[dict[str, Any]]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,12 @@ class EventRepository:
         self._changed = asyncio.Event()
         self._pending: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._writers: list[EventWriter] = []
+
+    def add_writer(self, writer: EventWriter) -> None:
+        """Run `writer` in every transaction that stores events, after their insert (see
+        `EventWriter`): what it writes commits with the events or not at all."""
+        self._writers.append(writer)
 
     async def insert(self, values: dict[str, Any]) -> bool:
         """Commit one `webhook_events` row unless its `id` is already stored; returns after
@@ -102,8 +115,9 @@ class EventRepository:
     async def _commit(self, rows: list[dict[str, Any]]) -> set[str]:
         """Insert `rows` (`webhook_events` column values) in one transaction, skipping ids
         already stored; returns the ids this transaction stored. Anything else that must
-        change with each stored event belongs in this transaction. The outcome counts as a
-        readiness probe (`Store.record_write`)."""
+        change with each stored event belongs in this transaction: the writers added with
+        `add_writer` run in it. The outcome counts as a readiness probe
+        (`Store.record_write`)."""
         statement = (
             self.store.insert(webhook_events)
             .on_conflict_do_nothing(index_elements=[webhook_events.c.id])
@@ -113,6 +127,10 @@ class EventRepository:
             async with self.store.db_session.begin() as session:
                 result = await session.execute(statement, rows)
                 stored = {row.id for row in result}
+                if stored and self._writers:
+                    new_rows = _first_of_each(rows, stored)
+                    for writer in self._writers:
+                        await writer(session, new_rows)
         except DATABASE_ERRORS as exc:
             self.store.record_write(exc)
             raise
@@ -235,3 +253,14 @@ def _settle(future: asyncio.Future[bool], outcome: bool | BaseException) -> None
         future.set_exception(outcome)
     else:
         future.set_result(outcome)
+
+
+def _first_of_each(rows: list[dict[str, Any]], ids: set[str]) -> list[dict[str, Any]]:
+    """The rows whose `id` is in `ids`, the first of each id only, in order."""
+    seen: set[str] = set()
+    first: list[dict[str, Any]] = []
+    for values in rows:
+        if values["id"] in ids and values["id"] not in seen:
+            seen.add(values["id"])
+            first.append(values)
+    return first
