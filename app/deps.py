@@ -6,6 +6,7 @@ on the event loop instead of handing each to a worker thread.
 - `LiveKitDep`: the `LiveKit` gateway owned by the lifespan;
 - `StoreDep`: the `Store` (database engine and repositories, see `app.store`) owned by the lifespan;
 - `EventFollowerDep`: the event streams' `EventFollower` (`app.streams`) owned by the lifespan;
+- `RelayDep`: the webhook relay's worker (`app.relay.Relay`) owned by the lifespan;
 - `CallerDep`: the service key of an `Authorization: Bearer` caller (401 otherwise);
 - `RoomsReadCaller`, `RoomsWriteCaller` ... (one per scope; a LiveKit service's from its
   row in `app.services`): a `CallerDep` that also holds that scope (403 naming it otherwise);
@@ -51,6 +52,7 @@ from app.idempotency import (
 from app.livekit import LiveKit
 from app.policy import Caller, CallerRule, rule_for
 from app.ratelimits import RateLimiter
+from app.relay import Relay
 from app.services import DISPATCH, EGRESS, INGRESS, ROOMS, SIP, LiveKitService
 from app.settings import Settings
 from app.store.engine import Store
@@ -79,6 +81,12 @@ async def get_store(request: Request) -> Store:
     return store
 
 
+async def get_relay(request: Request) -> Relay:
+    """The webhook relay's worker the lifespan started (`app.relay`)."""
+    relay: Relay = request.app.state.relay
+    return relay
+
+
 async def get_event_follower(request: Request) -> EventFollower:
     """The event follower the lifespan started (the streams' reader of the store)."""
     follower: EventFollower = request.app.state.event_follower
@@ -89,6 +97,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 LiveKitDep = Annotated[LiveKit, Depends(get_livekit)]
 StoreDep = Annotated[Store, Depends(get_store)]
 EventFollowerDep = Annotated[EventFollower, Depends(get_event_follower)]
+RelayDep = Annotated[Relay, Depends(get_relay)]
 
 
 async def get_caller(request: Request, bearer: BearerDep) -> ServiceKey:
@@ -151,6 +160,7 @@ IngressWriteCaller = Annotated[ServiceKey, Depends(writes(INGRESS))]
 SipReadCaller = Annotated[ServiceKey, Depends(reads(SIP))]
 SipWriteCaller = Annotated[ServiceKey, Depends(writes(SIP))]
 WebhooksReadCaller = Annotated[ServiceKey, Depends(ScopeCheck(Scope.WEBHOOKS_READ))]
+WebhooksWriteCaller = Annotated[ServiceKey, Depends(ScopeCheck(Scope.WEBHOOKS_WRITE))]
 SessionsReadCaller = Annotated[ServiceKey, Depends(ScopeCheck(Scope.SESSIONS_READ))]
 
 
@@ -271,8 +281,15 @@ class Idempotent:
         self.caller = caller
         self.key = key
 
-    async def run(self, operation: Callable[[], Awaitable[Any]]) -> Response:
-        """The route's response for `operation`, run at most once per key (see class doc)."""
+    async def run(
+        self,
+        operation: Callable[[], Awaitable[Any]],
+        *,
+        replay_without: frozenset[str] = frozenset(),
+    ) -> Response:
+        """The route's response for `operation`, run at most once per key (see class doc).
+        `replay_without` names top-level fields of the JSON body left out of the stored
+        replay (a secret shown once)."""
 
         async def produce() -> tuple[int, bytes]:
             return self._status(), self._render(await operation())
@@ -291,6 +308,7 @@ class Idempotent:
             key=self.key,
             fingerprint=request_fingerprint(self.request.method, target, body_bytes),
             operation=produce,
+            replayed_as=_without(replay_without) if replay_without else None,
         )
         headers = {REPLAYED_HEADER: "true"} if stored.replayed else None
         return Response(
@@ -315,6 +333,18 @@ class Idempotent:
                 exclude_none=bool(getattr(route, "response_model_exclude_none", False)),
             ).encode()
         return json.dumps(jsonable_encoder(result), ensure_ascii=False).encode()
+
+
+def _without(fields: frozenset[str]) -> Callable[[bytes], bytes]:
+    """A JSON object body without `fields` (top level)."""
+
+    def strip(body: bytes) -> bytes:
+        document = json.loads(body)
+        for name in fields:
+            document.pop(name, None)
+        return json.dumps(document, ensure_ascii=False).encode()
+
+    return strip
 
 
 async def get_idempotent(

@@ -31,21 +31,23 @@ from app.middleware import (
 )
 from app.problems import add_exception_handlers, document_problems
 from app.ratelimits import RateLimiter
+from app.relay import Relay, outbox_writer
 from app.request_ids import REQUEST_ID_HEADER
 from app.services import LIVEKIT_SERVICES
 from app.settings import Settings, get_settings
 from app.store.engine import Store, run_periodically
 from app.streams import EventFollower
 from app.webhooks import RETENTION_INTERVAL_SECONDS, purge_expired_events
-from routers import console, health, sessions, tokens, webhooks, whoami
+from routers import console, health, sessions, tokens, webhook_endpoints, webhooks, whoami
 from routers.direct import DirectRoute, DirectRoutesMiddleware
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the LiveKit gateway, the outbound HTTP client, the rate limiter, the store
-    (migrated to the newest schema; see `_start_housekeeping` for its purges) and the event
-    streams' follower (`app.streams`); close them.
+    (migrated to the newest schema; see `_start_housekeeping` for its purges), the event
+    streams' follower (`app.streams`) and the webhook relay (`app.relay`: its outbox
+    writer in every event's transaction, its delivery worker); close them.
     Once started, the start-up heap is kept out of the garbage collector's way
     (`_freeze_startup_heap`)."""
     settings: Settings = app.state.settings
@@ -73,17 +75,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.event_follower = follower = EventFollower(
         store, max_streams_per_key=settings.stream_max_per_key
     )
+    store.events.add_writer(outbox_writer)
+    app.state.relay = relay = Relay(store, app.state.http, settings.endpoint_url_rules)
     housekeeping: list[asyncio.Task[None]] = []
     try:
         await store.migrate()
         housekeeping = app.state.housekeeping = _start_housekeeping(store, settings)
         follower.start()
+        relay.start()
         _freeze_startup_heap()
         yield
     finally:
         for task in housekeeping:
             task.cancel()
         await asyncio.gather(*housekeeping, return_exceptions=True)
+        await relay.aclose()
         await follower.aclose()
         await store.aclose()
         await app.state.livekit.aclose()
@@ -166,8 +172,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def _routers() -> list[APIRouter]:
     """The routers `create_app` includes, in order (the order of /openapi.json's paths):
-    health, tokens and webhooks, each LiveKit service's in `app.services.LIVEKIT_SERVICES`,
-    then sessions, whoami and the console."""
+    health, tokens, webhooks and webhook endpoints, each LiveKit service's in
+    `app.services.LIVEKIT_SERVICES`, then sessions, whoami and the console."""
     services: list[APIRouter] = [
         importlib.import_module(service.router).router for service in LIVEKIT_SERVICES
     ]
@@ -175,6 +181,7 @@ def _routers() -> list[APIRouter]:
         health.router,
         tokens.router,
         webhooks.router,
+        webhook_endpoints.router,
         *services,
         sessions.router,
         whoami.router,

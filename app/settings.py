@@ -39,6 +39,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from app.auth import ServiceKey
+from app.endpoint_urls import AddressAllowList, EndpointUrlRules
 from app.policy import TokenPolicy, default_development_policy
 from app.ratelimits import Strategy
 from app.urlpatterns import UrlAllowList
@@ -153,6 +154,9 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(default=24 * 3600, gt=0)
     media_url_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
     _media_url_allow_list: UrlAllowList = PrivateAttr(default_factory=UrlAllowList)
+    #: Hosts or CIDRs relay endpoints may resolve to although not global (`app.endpoint_urls`).
+    webhook_endpoint_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    _webhook_endpoint_allow_list: AddressAllowList = PrivateAttr(default_factory=AddressAllowList)
     host: str = "127.0.0.1"
     port: int = 8000
     #: Proxies whose `X-Forwarded-For`/`-Proto` are believed (comma-separated addresses or
@@ -183,11 +187,14 @@ class Settings(BaseSettings):
             pairs[key] = secret
         return pairs
 
-    @field_validator("cors_allow_origins", "media_url_allow", mode="before")
+    @field_validator(
+        "cors_allow_origins", "media_url_allow", "webhook_endpoint_allow", mode="before"
+    )
     @classmethod
     def _parse_comma_list(cls, value: Any, info: ValidationInfo) -> Any:
         """`a,b` -> `["a", "b"]`, blank entries dropped: CORS origins (`https://a.example`,
-        `*`; a trailing `/` dropped) or MEDIA_URL_ALLOW patterns (see `app.urlpatterns`)."""
+        `*`; a trailing `/` dropped), MEDIA_URL_ALLOW patterns (see `app.urlpatterns`) or
+        WEBHOOK_ENDPOINT_ALLOW hosts and CIDRs (`app.endpoint_urls`)."""
         if isinstance(value, str):
             parts = [part.strip() for part in value.split(",") if part.strip()]
             if info.field_name == "cors_allow_origins":
@@ -240,6 +247,13 @@ class Settings(BaseSettings):
         """MEDIA_URL_ALLOW's patterns, parsed once (`app.urlpatterns`); an invalid one is a
         settings error naming it."""
         self._media_url_allow_list = UrlAllowList.parse(self.media_url_allow)
+        return self
+
+    @model_validator(mode="after")
+    def _parse_webhook_endpoint_allow(self) -> Settings:
+        """WEBHOOK_ENDPOINT_ALLOW's hosts and networks, parsed once; an entry that is
+        neither is a settings error naming it."""
+        self._webhook_endpoint_allow_list = AddressAllowList.parse(self.webhook_endpoint_allow)
         return self
 
     @model_validator(mode="after")
@@ -325,6 +339,14 @@ class Settings(BaseSettings):
             if key != self.api_key
         }
         return {self.api_key: self.api_secret, **extra}
+
+    @property
+    def endpoint_url_rules(self) -> EndpointUrlRules:
+        """The rules of relay endpoint URLs: https only in production, and
+        WEBHOOK_ENDPOINT_ALLOW (`app.endpoint_urls`)."""
+        return EndpointUrlRules(
+            https_only=not self.is_development, allow=self._webhook_endpoint_allow_list
+        )
 
     @property
     def media_url_allow_list(self) -> UrlAllowList:

@@ -4,7 +4,7 @@ in-process clients with their own settings.
 Service keys available to every test (see `KEYS`): `admin` (all scopes), `reader`
 (`rooms:read`), `issuer` (`tokens:issue`), `events` (`webhooks:read`), `nobody` (none),
 `minter` (`tokens:admin`), `room-writer` (`rooms:write`), `sip-writer` (`sip:write`),
-`ingress-writer` (`ingress:write`).
+`ingress-writer` (`ingress:write`), `hooks` (`webhooks:write`).
 Use `auth("reader")` for the header.
 """
 
@@ -29,7 +29,7 @@ from app.devserver import LocalLiveKit, LocalPostgres
 from app.logs import configure_logging
 from app.main import create_app
 from app.settings import Settings
-from tests.components import LiveService, LocalJWKS, LocalRedis, LocalTestServer
+from tests.components import LiveService, LocalJWKS, LocalRedis, LocalTestServer, Subscriber
 
 API_KEY = "APItestkey"
 API_SECRET = secrets.token_urlsafe(32)
@@ -45,6 +45,7 @@ KEYS: dict[str, tuple[str, list[str]]] = {
     "room-writer": (secrets.token_urlsafe(32), ["rooms:write"]),
     "sip-writer": (secrets.token_urlsafe(32), ["sip:write"]),
     "ingress-writer": (secrets.token_urlsafe(32), ["ingress:write"]),
+    "hooks": (secrets.token_urlsafe(32), ["webhooks:write"]),
 }
 
 
@@ -66,6 +67,8 @@ def make_settings(livekit_url: str, tmp_dir: Path, **overrides: Any) -> Settings
         "livekit_api_secret": API_SECRET,
         "service_keys": service_keys(),
         "database_url": f"sqlite+aiosqlite:///{tmp_dir / 'events.db'}",
+        # relay endpoints in the tests are subscribers on loopback (`Subscriber`)
+        "webhook_endpoint_allow": ["127.0.0.1"],
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -159,6 +162,14 @@ def app_client(
                 yield http
 
     return open_client
+
+
+@pytest.fixture
+def subscriber() -> Iterator[Subscriber]:
+    """An app's webhook endpoint on loopback (`Subscriber`), for one test."""
+    server = Subscriber().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
