@@ -3,7 +3,7 @@ FastAPI documents from their endpoints' signatures like any route but which do n
 through its per-request machinery (dependency solving, body handling, response
 validation): on a small endpoint that machinery costs more than the endpoint itself. Most
 of their requests skip the framework's layers too: `DirectRoutesMiddleware` serves them
-when the admission layers of `app.middleware` would pass them on unchanged.
+when the admission layers of `app.http.middleware` would pass them on unchanged.
 
 `direct_route(arguments)` makes such a route class (a `DirectRoute`); `dependency` resolves
 a dependency (or its override) for it; `read_json_body` reads a JSON body as FastAPI does;
@@ -27,7 +27,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, HTTPExceptionHandler, Receive, Scope, Send
 
-from app.middleware import (
+from app.http.middleware import (
     MAX_BODY_BYTES,
     body_framing,
     credential_needed,
@@ -148,7 +148,7 @@ def _is_json(content_type: str | None) -> bool:
 class DirectRoutesMiddleware:
     """The direct routes (`DirectRoute`s: `POST /v1/token`, LiveKit's webhooks) served
     ahead of Starlette's and FastAPI's own layers (`ServerErrorMiddleware`, the admission
-    layers 2 to 4 of `app.middleware`, `ExceptionMiddleware`, the router and the per-route
+    layers 2 to 4 of `app.http.middleware`, `ExceptionMiddleware`, the router and the per-route
     wrapper), which cost a token request more than its endpoint (bench/README.md).
 
     A request takes this way only when those layers would hand it to the route unchanged:

@@ -18,7 +18,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from app.deps import TokenCall, get_token_caller
+from app.http.deps import TokenCall, get_token_caller
 from app.main import create_app
 from tests.conftest import API_SECRET, make_settings
 
@@ -93,7 +93,7 @@ async def test_an_unexpected_exception_on_the_direct_way_is_the_last_resort_500(
 
     http.app.dependency_overrides[get_token_caller] = failing
     headers = {**JSON, "X-Request-ID": "direct-boom", "Origin": "http://localhost:3000"}
-    with caplog.at_level(logging.ERROR, logger="app.problems"):
+    with caplog.at_level(logging.ERROR, logger="app.http.problems"):
         response = await http.post("/v1/token", content=BODY, headers=headers)
     assert routed == [False]  # the direct way
     assert response.status_code == 500, response.text
