@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, TypedDict
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
+from app.config.settings import Settings
 from app.events.streams import EventFollower
 from app.events.webhooks import (
     STREAM_RETRY_MS,
@@ -25,6 +26,7 @@ from app.http.deps import (
     get_store,
 )
 from app.server_apis.ingress import withheld_from
+from app.store.engine import Store
 from app.store.events import StreamPosition
 from routers.direct import dependency, direct_route
 from schemas.common import Page
@@ -73,7 +75,17 @@ _WEBHOOK_BODY = {
 }
 
 
-async def livekit_webhook_arguments(request: Request) -> dict[str, Any]:
+class LiveKitWebhookArguments(TypedDict):
+    """`receive_livekit_webhook`'s parameters (`routers.direct.check_arguments`)."""
+
+    settings: Settings
+    store: Store
+    body: bytes
+    authorization: str | None
+    content_type: str | None
+
+
+async def livekit_webhook_arguments(request: Request) -> LiveKitWebhookArguments:
     """`receive_livekit_webhook`'s arguments, resolved as FastAPI would (see
     `routers.direct`: LiveKit sends bursts of webhooks): the settings, the store, the body
     (over 1 MiB: 413, `request_body`) and the two headers."""

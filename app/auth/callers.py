@@ -78,6 +78,20 @@ def find_service_key(presented: str, keys: list[ServiceKey]) -> ServiceKey | Non
     return found
 
 
+def authenticate_service_key(credential: str | None, keys: list[ServiceKey]) -> ServiceKey:
+    """The configured service key that `credential` (an `Authorization: Bearer` credential,
+    `bearer_credential`) presents. Raises `Unauthorized` (401): none presented, or
+    `invalid_service_key` for one that is not configured. The one check of a service key:
+    `app.http.middleware` runs it before the body is read, `app.http.deps.get_caller`
+    after."""
+    if credential is None:
+        raise Unauthorized("a service key is required: Authorization: Bearer <key>")
+    key = find_service_key(credential, keys)
+    if key is None:
+        raise Unauthorized("unknown service key", code="invalid_service_key")
+    return key
+
+
 def require_scope(key: ServiceKey, scope: Scope, *alternatives: Scope) -> None:
     """Raise `Forbidden` (403, code `missing_scope`, member `scope`) naming `scope` when `key`
     holds neither it nor any of `alternatives` (e.g. a service's write scope, which includes

@@ -37,6 +37,7 @@ from app.auth.callers import (
     EndUserVerifier,
     Scope,
     ServiceKey,
+    authenticate_service_key,
     bearer_credential,
     find_service_key,
     require_scope,
@@ -100,12 +101,9 @@ async def get_caller(request: Request, bearer: BearerDep) -> ServiceKey:
     Every service route depends on it: it reads the settings itself (no `SettingsDep` to
     solve per request); `bearer` stays a dependency, which documents the routes' security
     scheme in OpenAPI."""
-    if bearer is None:
-        raise Unauthorized("a service key is required: Authorization: Bearer <key>")
     settings: Settings = request.app.state.settings
-    key = find_service_key(bearer.credentials, settings.service_keys)
-    if key is None:
-        raise Unauthorized("unknown service key", code="invalid_service_key")
+    credential = None if bearer is None else bearer.credentials
+    key = authenticate_service_key(credential, settings.service_keys)
     request.state.caller = key.name
     return key
 

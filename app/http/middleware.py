@@ -39,7 +39,7 @@ import structlog
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.auth.callers import bearer_credential, find_service_key
+from app.auth.callers import authenticate_service_key, bearer_credential
 from app.core import metrics
 from app.core.errors import HeaderFieldsTooLarge, InternalError, PayloadTooLarge, Unauthorized
 from app.core.logs import access_logger
@@ -212,11 +212,10 @@ async def credential_refusal(needs: str | None, scope: Scope) -> Unauthorized | 
         if text.strip():
             return None
         return Unauthorized("webhook refused: no Authorization header", code=SIGNATURE_INVALID)
-    credential = bearer_credential(text)
-    if credential is None:
-        return Unauthorized("a service key is required: Authorization: Bearer <key>")
-    if find_service_key(credential, app.state.settings.service_keys) is None:
-        return Unauthorized("unknown service key", code="invalid_service_key")
+    try:
+        authenticate_service_key(bearer_credential(text), app.state.settings.service_keys)
+    except Unauthorized as refusal:
+        return refusal
     return None
 
 
