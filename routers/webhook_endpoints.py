@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from app import webhook_endpoints as endpoints
-from app.deps import (
+from app.events import webhook_endpoints as endpoints
+from app.http.deps import (
     IdempotencyDep,
     RelayDep,
     SettingsDep,

@@ -90,7 +90,7 @@ store_probe = sa.Table(
     sa.Column("checked_at", UTCDateTime(), nullable=False),
 )
 
-#: Longest `Idempotency-Key` (characters; the contract's limit, `app.idempotency.check_key`).
+#: Longest `Idempotency-Key` (characters; the contract's limit, `app.http.idempotency.check_key`).
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 
 #: One row per (caller, key) of `Idempotency-Key`: the request it was first used for and,
@@ -136,7 +136,7 @@ webhook_endpoints = sa.Table(
 )
 
 #: The relay's outbox: one row per delivery of one event to one endpoint, written in the
-#: event's own transaction (`app.relay.outbox_writer`), by a replay or a test. `id` is the
+#: event's own transaction (`app.events.relay.outbox_writer`), by a replay or a test. `id` is the
 #: Standard Webhooks `webhook-id` (stable across retries); `body` is set only for a
 #: delivery of no stored event (a test event), else the event's stored body is sent.
 #: `status`: `pending` (due at `next_attempt_at`), `succeeded` or `failed`; a worker

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.relay import RelayPolicy
+from app.events.relay import RelayPolicy
 from tests.components import Subscriber, free_port, post_webhooks
 from tests.conftest import auth
 from tests.participants import wait_for
