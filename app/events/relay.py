@@ -383,6 +383,7 @@ class Relay:
             now=now,
             claimed_until=now + dt.timedelta(seconds=policy.lease_seconds),
             limit=free,
+            per_endpoint=policy.per_endpoint,
             skip_endpoints=busy,
         )
         surplus: list[str] = []

@@ -157,31 +157,49 @@ async def claim_due(
     now: dt.datetime,
     claimed_until: dt.datetime,
     limit: int,
+    per_endpoint: int,
     skip_endpoints: Sequence[str] = (),
 ) -> list[Any]:
-    """Claim up to `limit` due deliveries (see the module doc), oldest due first, none of
-    an endpoint in `skip_endpoints`; each returned with the columns `body` (its own, else
-    the stored event's; None when the event is gone), `url`, `secret`, `previous_secret`
-    and `previous_secret_expires_at` of its endpoint."""
-    due = (
-        sa.select(_deliveries.c.seq)
+    """Claim up to `limit` due deliveries (see the module doc), oldest due first, at most
+    `per_endpoint` of one endpoint and none of an endpoint in `skip_endpoints`; each
+    returned with the columns `payload` (its own body, else the stored event's; None when
+    the event is gone), `url`, `secret`, `previous_secret` and
+    `previous_secret_expires_at` of its endpoint."""
+    due = sa.and_(
+        _deliveries.c.status == PENDING,
+        _deliveries.c.next_attempt_at <= now,
+        sa.or_(_deliveries.c.claimed_until.is_(None), _deliveries.c.claimed_until <= now),
+    )
+    rank = sa.func.row_number().over(
+        partition_by=_deliveries.c.endpoint_id,
+        order_by=(_deliveries.c.next_attempt_at, _deliveries.c.seq),
+    )
+    ranked = (
+        sa.select(_deliveries.c.seq, rank.label("rank"))
         .join(_endpoints, _endpoints.c.id == _deliveries.c.endpoint_id)
+        .where(due, _endpoints.c.enabled.is_(True))
+    )
+    if skip_endpoints:
+        ranked = ranked.where(_deliveries.c.endpoint_id.not_in(list(skip_endpoints)))
+    candidates = ranked.subquery()
+    # The outer query repeats the conditions: on PostgreSQL a row another worker claimed
+    # and committed meanwhile is checked again once locked, and skipped.
+    chosen = (
+        sa.select(_deliveries.c.seq)
         .where(
-            _deliveries.c.status == PENDING,
-            _deliveries.c.next_attempt_at <= now,
-            sa.or_(_deliveries.c.claimed_until.is_(None), _deliveries.c.claimed_until <= now),
-            _endpoints.c.enabled.is_(True),
+            _deliveries.c.seq.in_(
+                sa.select(candidates.c.seq).where(candidates.c.rank <= per_endpoint)
+            ),
+            due,
         )
         .order_by(_deliveries.c.next_attempt_at)
         .limit(limit)
     )
-    if skip_endpoints:
-        due = due.where(_deliveries.c.endpoint_id.not_in(list(skip_endpoints)))
     if store.dialect == "postgresql":
-        due = due.with_for_update(skip_locked=True, of=_deliveries)
+        chosen = chosen.with_for_update(skip_locked=True)
     claim = (
         sa.update(_deliveries)
-        .where(_deliveries.c.seq.in_(due.scalar_subquery()))
+        .where(_deliveries.c.seq.in_(chosen.scalar_subquery()))
         .values(claim_id=claim_id, claimed_until=claimed_until)
         .returning(_deliveries.c.seq)
     )

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.events.endpoint_urls import AddressAllowList, EndpointUrlRules
 from app.events.relay import RelayPolicy
 from tests.components import Subscriber, free_port, post_webhooks
 from tests.conftest import auth
@@ -377,3 +378,59 @@ async def test_a_dead_endpoint_never_holds_up_a_live_one(app_client, subscriber)
             assert len(hanging.received) == 2
     finally:
         hanging.stop()
+
+
+async def test_the_address_is_checked_again_at_every_attempt(app_client, subscriber):
+    async with app_client(UNUSED_LIVEKIT) as http:
+        fast(http)
+        created = await create(http, subscriber.path)
+        # the rules change after creation (as a DNS answer may): the attempt is refused
+        relay = http.app.state.relay  # type: ignore[attr-defined]
+        relay.rules = EndpointUrlRules(https_only=False, allow=AddressAllowList())
+        await post_webhooks(http, [event("EV_rebound")])
+
+        async def refused() -> bool:
+            items = await deliveries(http, created["id"])
+            return bool(items) and items[0]["attempts"] >= 1
+
+        await wait_for(refused)
+        [delivery] = await deliveries(http, created["id"])
+        assert delivery["last_status_code"] is None
+        assert "not a global address" in delivery["last_error"]
+        assert subscriber.received == []
+
+
+async def test_redirects_are_not_followed(app_client, subscriber):
+    target = Subscriber().start()
+    subscriber.respond = lambda _d: (307, {"Location": target.path}, 0.0)
+    try:
+        async with app_client(UNUSED_LIVEKIT) as http:
+            fast(http)
+            created = await create(http, subscriber.path)
+            await post_webhooks(http, [event("EV_redirected")])
+
+            async def attempted() -> bool:
+                items = await deliveries(http, created["id"])
+                return bool(items) and items[0]["attempts"] >= 1
+
+            await wait_for(attempted)
+            [delivery] = await deliveries(http, created["id"])
+            assert delivery["last_status_code"] == 307 and delivery["status"] != "succeeded"
+            assert target.received == []
+    finally:
+        target.stop()
+
+
+async def test_delivery_metrics_count_outcomes(app_client, subscriber):
+    async with app_client(UNUSED_LIVEKIT) as http:
+        await create(http, subscriber.path)
+        await post_webhooks(http, [event("EV_counted")])
+        await wait_for(lambda: len(subscriber.received) >= 1)
+
+        async def counted() -> bool:
+            text = (await http.get("/metrics")).text
+            return 'control_plane_webhook_deliveries_total{outcome="succeeded"}' in text
+
+        await wait_for(counted)
+        text = (await http.get("/metrics")).text
+        assert "control_plane_webhook_delivery_attempt_seconds_count" in text
