@@ -21,7 +21,7 @@ from starlette.types import ASGIApp
 from app.auth.callers import EndUserVerifier
 from app.config.settings import Settings, get_settings
 from app.core.logs import configure_logging_once
-from app.events.relay import Relay, outbox_writer
+from app.events.relay import Relay, outbox_writer, purge_finished_deliveries
 from app.events.streams import EventFollower
 from app.events.webhooks import RETENTION_INTERVAL_SECONDS, purge_expired_events
 from app.http.idempotency import PURGE_INTERVAL_SECONDS
@@ -113,12 +113,17 @@ def _freeze_startup_heap() -> None:
 
 
 def _start_housekeeping(store: Store, settings: Settings) -> list[asyncio.Task[None]]:
-    """Periodic purges: expired idempotency keys every 10 minutes, and webhook events past
-    WEBHOOK_RETENTION_DAYS hourly (kept forever when it is 0)."""
+    """Periodic purges: expired idempotency keys every 10 minutes, and webhook events and
+    the relay's finished deliveries past WEBHOOK_RETENTION_DAYS hourly (kept forever when
+    it is 0)."""
     jobs = [("idempotency-purge", PURGE_INTERVAL_SECONDS, partial(purge_keys, store))]
     if settings.webhook_retention_days > 0:
         purge_events = partial(purge_expired_events, store, settings.webhook_retention_days)
         jobs.append(("webhook-retention", RETENTION_INTERVAL_SECONDS, purge_events))
+        purge_deliveries = partial(
+            purge_finished_deliveries, store, settings.webhook_retention_days
+        )
+        jobs.append(("delivery-retention", RETENTION_INTERVAL_SECONDS, purge_deliveries))
     tasks = [
         asyncio.create_task(run_periodically(name, interval, job), name=name)
         for name, interval, job in jobs

@@ -282,6 +282,18 @@ async def attempt(
     return Outcome(code, failure, retry_after, seconds)
 
 
+async def purge_finished_deliveries(
+    store: Store, retention_days: int, *, now: dt.datetime | None = None
+) -> int:
+    """Delete the deliveries that ended more than `retention_days` days after they were
+    queued before `now` (the events' own retention, WEBHOOK_RETENTION_DAYS); how many. 0
+    keeps them forever."""
+    if retention_days <= 0:
+        return 0
+    cutoff = (now or utc_now()) - dt.timedelta(days=retention_days)
+    return await repository.delete_finished_before(store, cutoff)
+
+
 # --- the worker ---------------------------------------------------------------------------
 
 

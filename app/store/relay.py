@@ -274,3 +274,14 @@ async def settle(
                 .values(enabled=False, disabled_reason=reason, updated_at=when)
             )
     return held
+
+
+async def delete_finished_before(store: Store, cutoff: dt.datetime) -> int:
+    """Delete the deliveries that ended (`succeeded`, `failed`) and were created before
+    `cutoff`; how many."""
+    statement = sa.delete(_deliveries).where(
+        _deliveries.c.status.in_((SUCCEEDED, FAILED)), _deliveries.c.created_at < cutoff
+    )
+    async with store.db_session.begin() as session:
+        result = await session.execute(statement)
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from app.events.endpoint_urls import AddressAllowList, EndpointUrlRules
-from app.events.relay import RelayPolicy
+from app.events.relay import RelayPolicy, purge_finished_deliveries
 from tests.components import Subscriber, free_port, post_webhooks
 from tests.conftest import auth
 from tests.participants import wait_for
@@ -434,3 +434,28 @@ async def test_delivery_metrics_count_outcomes(app_client, subscriber):
         await wait_for(counted)
         text = (await http.get("/metrics")).text
         assert "control_plane_webhook_delivery_attempt_seconds_count" in text
+
+
+async def test_finished_deliveries_are_purged_with_the_events_retention(app_client, subscriber):
+    answers = iter([204])
+    subscriber.respond = lambda _d: (next(answers, 500), {}, 0.0)
+    async with app_client(UNUSED_LIVEKIT) as http:
+        fast(http, dataclasses.replace(FAST, schedule=(3600,)))
+        created = await create(http, subscriber.path)
+        await post_webhooks(http, [event("EV_done")])
+        await wait_for(lambda: len(subscriber.received) == 1)
+        await post_webhooks(http, [event("EV_waiting")])  # 500: pending an hour
+        await wait_for(lambda: len(subscriber.received) == 2)
+
+        async def settled() -> bool:
+            items = await deliveries(http, created["id"])
+            return len(items) == 2 and all(d["attempts"] == 1 for d in items)
+
+        await wait_for(settled)
+        store = http.app.state.store  # type: ignore[attr-defined]
+        now = dt.datetime.now(dt.UTC)
+        assert await purge_finished_deliveries(store, 1, now=now) == 0  # too young
+        later = now + dt.timedelta(days=2)
+        assert await purge_finished_deliveries(store, 1, now=later) == 1
+        [left] = await deliveries(http, created["id"])
+        assert left["status"] == "pending" and left["last_status_code"] == 500
