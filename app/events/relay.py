@@ -333,6 +333,12 @@ class Relay:
         """Start the worker loop."""
         self._task = asyncio.create_task(self._run(), name="webhook-relay")
 
+    @property
+    def running(self) -> bool:
+        """Whether the worker loop runs (started, not stopped: it outlives database
+        outages, logging each failed claim)."""
+        return self._task is not None and not self._task.done()
+
     def wake(self) -> None:
         """Look for due deliveries now (a test or a replay was queued)."""
         self._wake.set()
@@ -357,14 +363,20 @@ class Relay:
                 await repository.release_every_claim(self.store)
             except DATABASE_ERRORS as exc:
                 log.warning("relay: could not release old claims: %s", exc.__class__.__name__)
+        failing = False  # an outage is logged when it starts and when it ends, not per poll
         while True:
             changed = self.store.events.changed()
             self._wake.clear()
             try:
                 full = await self._start_due()
             except DATABASE_ERRORS as exc:
-                log.warning("relay: claiming failed: %s", exc.__class__.__name__)
-                full = False
+                if not failing:
+                    log.warning("relay: claiming failed: %s", exc.__class__.__name__)
+                failing, full = True, False
+            else:
+                if failing:
+                    log.warning("relay: claiming works again")
+                failing = False
             if full:
                 continue  # as many as could start did: perhaps more are due
             waits = [
