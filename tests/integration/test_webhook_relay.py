@@ -171,7 +171,7 @@ async def test_every_stored_event_is_delivered_signed_with_a_stable_webhook_id(
         subscriber.secrets = [created["signing_secret"]]
         ids = [f"EV_{secrets.token_hex(6)}" for _ in range(5)]
         await post_webhooks(http, [event(i) for i in ids])
-        await wait_for(lambda: len(subscriber.received) >= 5)
+        await wait_for(lambda: len(subscriber.received) >= 5, timeout=60)
         assert sorted(subscriber.event_ids()) == sorted(ids)
         assert all(d.verified for d in subscriber.received)
         first = subscriber.received[0]
@@ -182,7 +182,7 @@ async def test_every_stored_event_is_delivered_signed_with_a_stable_webhook_id(
             items = await deliveries(http, created["id"], status="succeeded")
             return len(items) == 5
 
-        await wait_for(all_succeeded)
+        await wait_for(all_succeeded, timeout=60)
         items = await deliveries(http, created["id"])
         assert {d["id"] for d in items} == {d.headers["webhook-id"] for d in subscriber.received}
         assert all(d["attempts"] == 1 and d["last_status_code"] == 204 for d in items)
@@ -201,9 +201,9 @@ async def test_filters_choose_the_events_an_endpoint_gets(app_client, subscriber
                 event("EV_started_other", "room_started", "other"),
             ],
         )
-        await wait_for(lambda: len(subscriber.received) >= 2)
+        await wait_for(lambda: len(subscriber.received) >= 2, timeout=60)
         await post_webhooks(http, [event("EV_last", "room_finished", "lobby-2")])
-        await wait_for(lambda: len(subscriber.received) >= 4)
+        await wait_for(lambda: len(subscriber.received) >= 4, timeout=60)
         by_path: dict[str, set[str]] = {}
         for delivery in subscriber.received:
             by_path.setdefault(delivery.path, set()).add(json.loads(delivery.body)["id"])
@@ -223,7 +223,7 @@ async def test_after_a_rotation_both_secrets_sign_for_a_day(app_client, subscrib
         )
         new = rotated.json()["signing_secret"]
         await post_webhooks(http, [event("EV_rotated")])
-        await wait_for(lambda: len(subscriber.received) >= 1)
+        await wait_for(lambda: len(subscriber.received) >= 1, timeout=60)
         delivery = subscriber.received[0]
         signatures = delivery.headers["webhook-signature"].split(" ")
         assert len(signatures) == 2 and all(s.startswith("v1,") for s in signatures)
@@ -243,7 +243,7 @@ async def test_a_test_event_and_a_replay_go_the_same_way(app_client, subscriber)
 
         tested = await http.post(f"{endpoint}/test", headers=auth("hooks"))
         assert tested.status_code == 202, tested.text
-        await wait_for(lambda: len(subscriber.received) >= 1)
+        await wait_for(lambda: len(subscriber.received) >= 1, timeout=60)
         assert json.loads(subscriber.received[0].body)["event"] == "webhook_test"
         assert subscriber.received[0].headers["webhook-id"] == tested.json()["id"]
 
@@ -253,7 +253,7 @@ async def test_a_test_event_and_a_replay_go_the_same_way(app_client, subscriber)
         )
         assert replayed.status_code == 202, replayed.text
         assert replayed.json() == {"enqueued": 1}  # room "b" does not match room-*
-        await wait_for(lambda: len(subscriber.received) >= 2)
+        await wait_for(lambda: len(subscriber.received) >= 2, timeout=60)
         assert subscriber.event_ids()[1] == "EV_before_1"
         assert all(d.verified for d in subscriber.received)
 
@@ -280,7 +280,7 @@ async def test_failures_are_retried_on_the_schedule_until_a_2xx(app_client, subs
         async def succeeded() -> bool:
             return bool(await deliveries(http, created["id"], status="succeeded"))
 
-        await wait_for(succeeded)
+        await wait_for(succeeded, timeout=60)
         [delivery] = await deliveries(http, created["id"])
         assert delivery["attempts"] == 3 and delivery["last_status_code"] == 200
         ids = {d.headers["webhook-id"] for d in subscriber.received}
@@ -297,7 +297,7 @@ async def test_past_the_schedule_a_delivery_fails(app_client, subscriber):
         async def failed() -> bool:
             return bool(await deliveries(http, created["id"], status="failed"))
 
-        await wait_for(failed)
+        await wait_for(failed, timeout=60)
         [delivery] = await deliveries(http, created["id"])
         assert delivery["attempts"] == len(FAST.schedule) + 1
         assert delivery["last_error"] == "HTTP 500" and delivery["next_attempt_at"] is None
@@ -331,7 +331,7 @@ async def test_retry_after_is_honoured(app_client, subscriber, status):
             items = await deliveries(http, created["id"])
             return bool(items) and items[0]["attempts"] == 1
 
-        await wait_for(attempted)
+        await wait_for(attempted, timeout=60)
         [delivery] = await deliveries(http, created["id"])
         assert delivery["status"] == "pending" and delivery["last_status_code"] == status
         last = dt.datetime.fromisoformat(delivery["last_attempt_at"])
@@ -344,7 +344,7 @@ async def test_retry_after_is_honoured(app_client, subscriber, status):
         async def succeeded() -> bool:
             return bool(await deliveries(http, created["id"], status="succeeded"))
 
-        await wait_for(succeeded)
+        await wait_for(succeeded, timeout=60)
         first, second = subscriber.received
         assert first.headers["webhook-id"] == second.headers["webhook-id"]
         sent = [int(d.headers["webhook-timestamp"]) for d in subscriber.received]
@@ -362,7 +362,7 @@ async def test_410_disables_the_endpoint(app_client, subscriber):
             one = await http.get(f"/v1/webhooks/endpoints/{created['id']}", headers=auth("events"))
             return one.json()["enabled"] is False
 
-        await wait_for(disabled)
+        await wait_for(disabled, timeout=60)
         one = await http.get(f"/v1/webhooks/endpoints/{created['id']}", headers=auth("events"))
         assert "410" in one.json()["disabled_reason"]
         [delivery] = await deliveries(http, created["id"])
@@ -390,7 +390,7 @@ async def test_a_dead_endpoint_never_holds_up_a_live_one(app_client, subscriber)
             await wait_for(lambda: len(subscriber.received) == len(ids), timeout=20)
             assert sorted(subscriber.event_ids()) == sorted(ids)
             # the hanging endpoint holds its own two slots, no more
-            await wait_for(lambda: len(hanging.received) == 2)
+            await wait_for(lambda: len(hanging.received) == 2, timeout=60)
             assert len(hanging.received) == 2
     finally:
         hanging.stop()
@@ -409,7 +409,7 @@ async def test_the_address_is_checked_again_at_every_attempt(app_client, subscri
             items = await deliveries(http, created["id"])
             return bool(items) and items[0]["attempts"] >= 1
 
-        await wait_for(refused)
+        await wait_for(refused, timeout=60)
         [delivery] = await deliveries(http, created["id"])
         assert delivery["last_status_code"] is None
         assert "not a global address" in delivery["last_error"]
@@ -429,7 +429,7 @@ async def test_redirects_are_not_followed(app_client, subscriber):
                 items = await deliveries(http, created["id"])
                 return bool(items) and items[0]["attempts"] >= 1
 
-            await wait_for(attempted)
+            await wait_for(attempted, timeout=60)
             [delivery] = await deliveries(http, created["id"])
             assert delivery["last_status_code"] == 307 and delivery["status"] != "succeeded"
             assert target.received == []
@@ -441,13 +441,13 @@ async def test_delivery_metrics_count_outcomes(app_client, subscriber):
     async with app_client(UNUSED_LIVEKIT) as http:
         await create(http, subscriber.path)
         await post_webhooks(http, [event("EV_counted")])
-        await wait_for(lambda: len(subscriber.received) >= 1)
+        await wait_for(lambda: len(subscriber.received) >= 1, timeout=60)
 
         async def counted() -> bool:
             text = (await http.get("/metrics")).text
             return 'control_plane_webhook_deliveries_total{outcome="succeeded"}' in text
 
-        await wait_for(counted)
+        await wait_for(counted, timeout=60)
         text = (await http.get("/metrics")).text
         assert "control_plane_webhook_delivery_attempt_seconds_count" in text
 
@@ -459,15 +459,15 @@ async def test_finished_deliveries_are_purged_with_the_events_retention(app_clie
         fast(http, dataclasses.replace(FAST, schedule=(3600,)))
         created = await create(http, subscriber.path)
         await post_webhooks(http, [event("EV_done")])
-        await wait_for(lambda: len(subscriber.received) == 1)
+        await wait_for(lambda: len(subscriber.received) == 1, timeout=60)
         await post_webhooks(http, [event("EV_waiting")])  # 500: pending an hour
-        await wait_for(lambda: len(subscriber.received) == 2)
+        await wait_for(lambda: len(subscriber.received) == 2, timeout=60)
 
         async def settled() -> bool:
             items = await deliveries(http, created["id"])
             return len(items) == 2 and all(d["attempts"] == 1 for d in items)
 
-        await wait_for(settled)
+        await wait_for(settled, timeout=60)
         store = http.app.state.store  # type: ignore[attr-defined]
         now = dt.datetime.now(dt.UTC)
         assert await purge_finished_deliveries(store, 1, now=now) == 0  # too young
