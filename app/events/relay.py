@@ -273,6 +273,9 @@ async def attempt(
         error = str(exc)
     except httpx.HTTPError as exc:
         error = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
+    except Exception as exc:  # anything else fails this attempt only; it is retried
+        log.exception("relay: attempt of delivery %s failed unexpectedly", delivery_id)
+        error = f"unexpected error ({exc.__class__.__name__})"
     seconds = time.perf_counter() - started
     if response is None:
         return Outcome(None, (error or "no response")[:MAX_ERROR_LENGTH], None, seconds)
@@ -336,7 +339,7 @@ class Relay:
     @property
     def running(self) -> bool:
         """Whether the worker loop runs (started, not stopped: it outlives database
-        outages, logging each failed claim)."""
+        outages and unexpected errors, logging them)."""
         return self._task is not None and not self._task.done()
 
     def wake(self) -> None:
@@ -373,6 +376,9 @@ class Relay:
                 if not failing:
                     log.warning("relay: claiming failed: %s", exc.__class__.__name__)
                 failing, full = True, False
+            except Exception:  # a bug must not stop every delivery of the process
+                log.exception("relay: claiming failed unexpectedly")
+                full = False
             else:
                 if failing:
                     log.warning("relay: claiming works again")

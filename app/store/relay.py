@@ -224,12 +224,12 @@ async def claim_due(
         return list((await session.execute(read)).all())
 
 
-async def release(store: Store, claim_id: str, delivery_ids: Sequence[str] | None = None) -> None:
-    """Give back deliveries held by `claim_id` (only `delivery_ids` when given) unattempted:
-    due again at once."""
-    statement = sa.update(_deliveries).where(_deliveries.c.claim_id == claim_id)
-    if delivery_ids is not None:
-        statement = statement.where(_deliveries.c.id.in_(list(delivery_ids)))
+async def release(store: Store, claim_id: str, delivery_ids: Sequence[str]) -> None:
+    """Give back the deliveries `delivery_ids` that `claim_id` holds, unattempted: due again
+    at once."""
+    statement = sa.update(_deliveries).where(
+        _deliveries.c.claim_id == claim_id, _deliveries.c.id.in_(list(delivery_ids))
+    )
     async with store.db_session.begin() as session:
         await session.execute(statement.values(claim_id=None, claimed_until=None))
 
