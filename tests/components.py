@@ -276,12 +276,16 @@ class Subscriber:
 
     @dataclasses.dataclass
     class Delivery:
+        """One POST received."""
+
         path: str
         headers: dict[str, str]
         body: bytes
         verified: bool
 
-    def __init__(self, secrets: list[str] | None = None) -> None:
+    def __init__(self, secrets: list[str] | None = None, tls: Any = None) -> None:
+        """`tls`: an `ssl.SSLContext` to serve HTTPS with (`url` is then `https://localhost`);
+        the server names clients asked for (SNI) are collected in `server_names`."""
         import http.server
 
         from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -324,7 +328,13 @@ class Subscriber:
 
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.server_names: list[str | None] = []
+        port = self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{port}"
+        if tls is not None:
+            tls.sni_callback = lambda _sock, name, _ctx: self.server_names.append(name)
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+            self.url = f"https://localhost:{port}"
         self.path = f"{self.url}/hook"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

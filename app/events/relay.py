@@ -258,7 +258,14 @@ async def attempt(
                 "webhook-timestamp": str(int(now.timestamp())),
                 "webhook-signature": signature_header(delivery_id, now, payload, secrets),
             }
-            extensions = {"sni_hostname": endpoint.host} if endpoint.scheme == "https" else {}
+            extensions: dict[str, Any] = {}
+            if endpoint.scheme == "https":
+                # TLS to the checked address names the URL's host (SNI, and the name the
+                # certificate is verified against). The client pools connections by address:
+                # one verified for this name is closed after the response, never reused for
+                # another name at the same address.
+                extensions["sni_hostname"] = endpoint.host
+                headers["Connection"] = "close"
             response = await http.post(
                 resolved.url,
                 content=payload.encode(),

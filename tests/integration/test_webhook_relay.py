@@ -475,3 +475,86 @@ async def test_finished_deliveries_are_purged_with_the_events_retention(app_clie
         assert await purge_finished_deliveries(store, 1, now=later) == 1
         [left] = await deliveries(http, created["id"])
         assert left["status"] == "pending" and left["last_status_code"] == 500
+
+
+# --- https: the checked address, the URL's name --------------------------------------------
+
+
+def certificate_authority(tmp_path, name: str):
+    """A CA (its certificate file, to trust) and a server `ssl.SSLContext` whose certificate
+    for the DNS name `name` it signed."""
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def certificate(subject, issuer, key, signer, *, ca: bool, san=None):
+        now = dt.datetime.now(dt.UTC)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if san:
+            builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = certificate("test CA", "test CA", ca_key, ca_key, ca=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = certificate(name, "test CA", key, ca_key, ca=False, san=[x509.DNSName(name)])
+    pem = serialization.Encoding.PEM
+    (tmp_path / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (tmp_path / "server.pem").write_bytes(
+        cert.public_bytes(pem)
+        + key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(tmp_path / "server.pem")
+    return tmp_path / "ca.pem", server
+
+
+@pytest.mark.parametrize(("certified", "verified"), [("localhost", True), ("other.example", False)])
+async def test_https_connects_to_the_checked_address_and_verifies_the_urls_name(
+    app_client, tmp_path, certified, verified
+):
+    import ssl
+
+    ca_file, server_tls = certificate_authority(tmp_path, certified)
+    secure = Subscriber(tls=server_tls).start()
+    client = httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(ca_file)))
+    try:
+        async with app_client(UNUSED_LIVEKIT) as http:
+            fast(http)
+            http.app.state.relay.http = client  # type: ignore[attr-defined]  # trusts the CA
+            created = await create(http, secure.path)
+            assert created["url"].startswith("https://localhost:")
+            secure.secrets = [created["signing_secret"]]
+            await post_webhooks(http, [event("EV_tls")])
+
+            async def attempted() -> bool:
+                items = await deliveries(http, created["id"])
+                return bool(items) and items[0]["attempts"] >= 1
+
+            await wait_for(attempted, timeout=60)
+            [delivery] = await deliveries(http, created["id"])
+            assert "localhost" in secure.server_names  # SNI: the URL's name, not the address
+            if verified:
+                assert delivery["status"] == "succeeded"
+                assert secure.received[0].verified
+                assert secure.received[0].headers["host"] == created["url"].split("/")[2]
+                assert secure.received[0].headers["connection"] == "close"  # never pooled
+            else:  # a certificate for another name is refused: nothing is sent
+                assert delivery["last_status_code"] is None
+                assert "certificate" in delivery["last_error"].lower()
+                assert secure.received == []
+    finally:
+        await client.aclose()
+        secure.stop()
