@@ -160,6 +160,27 @@ async def test_loopback_is_refused_unless_webhook_endpoint_allow_names_it(app_cl
         assert response.json()["code"] == "webhook_endpoint_address_refused"
 
 
+async def test_a_change_is_checked_as_a_creation_and_a_disabled_endpoint_takes_no_test(
+    app_client, subscriber
+):
+    async with app_client(UNUSED_LIVEKIT) as http:
+        created = await create(http, subscriber.path, enabled=False)
+        endpoint = f"/v1/webhooks/endpoints/{created['id']}"
+        refused = await http.patch(
+            endpoint, json={"url": "http://10.0.0.1/hook"}, headers=auth("hooks")
+        )
+        assert refused.status_code == 422
+        assert refused.json()["code"] == "webhook_endpoint_address_refused"
+        tested = await http.post(f"{endpoint}/test", headers=auth("hooks"))
+        assert tested.status_code == 409 and tested.json()["code"] == "webhook_endpoint_disabled"
+        missing = await http.post("/v1/webhooks/endpoints/WE_nope/test", headers=auth("hooks"))
+        assert missing.status_code == 404
+        bad_token = await http.get(
+            f"{endpoint}/deliveries", params={"page_token": "x"}, headers=auth("events")
+        )
+        assert bad_token.status_code == 400 and bad_token.json()["code"] == "invalid_page_token"
+
+
 # --- delivery -----------------------------------------------------------------------------
 
 

@@ -188,3 +188,21 @@ def test_a_secret_is_whsec_and_base64_of_32_random_bytes():
     assert secret.startswith("whsec_")
     assert len(base64.b64decode(secret.removeprefix("whsec_"))) == 32
     assert new_secret() != secret
+
+
+def test_the_previous_secret_signs_only_until_it_expires():
+    from types import SimpleNamespace
+
+    from app.events.relay import signing_secrets
+
+    rotated = SimpleNamespace(
+        secret="whsec_new",
+        previous_secret="whsec_old",
+        previous_secret_expires_at=NOW + dt.timedelta(hours=24),
+    )
+    assert signing_secrets(rotated, NOW) == ["whsec_new", "whsec_old"]
+    assert signing_secrets(rotated, NOW + dt.timedelta(hours=24)) == ["whsec_new"]
+    never_rotated = SimpleNamespace(
+        secret="whsec_new", previous_secret=None, previous_secret_expires_at=None
+    )
+    assert signing_secrets(never_rotated, NOW) == ["whsec_new"]
