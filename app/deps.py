@@ -6,6 +6,7 @@ on the event loop instead of handing each to a worker thread.
 - `LiveKitDep`: the `LiveKit` gateway owned by the lifespan;
 - `StoreDep`: the `Store` (database engine and repositories, see `app.store`) owned by the lifespan;
 - `EventFollowerDep`: the event streams' `EventFollower` (`app.streams`) owned by the lifespan;
+- `RecordingsBucketDep`: the recordings bucket (`app.recordings`), None when not configured;
 - `CallerDep`: the service key of an `Authorization: Bearer` caller (401 otherwise);
 - `RoomsReadCaller`, `RoomsWriteCaller` ... (one per scope; a LiveKit service's from its
   row in `app.services`): a `CallerDep` that also holds that scope (403 naming it otherwise);
@@ -51,6 +52,7 @@ from app.idempotency import (
 from app.livekit import LiveKit
 from app.policy import Caller, CallerRule, rule_for
 from app.ratelimits import RateLimiter
+from app.recordings import RecordingsBucket
 from app.services import DISPATCH, EGRESS, INGRESS, ROOMS, SIP, LiveKitService
 from app.settings import Settings
 from app.store.engine import Store
@@ -89,6 +91,15 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 LiveKitDep = Annotated[LiveKit, Depends(get_livekit)]
 StoreDep = Annotated[Store, Depends(get_store)]
 EventFollowerDep = Annotated[EventFollower, Depends(get_event_follower)]
+
+
+async def get_recordings_bucket(request: Request) -> RecordingsBucket | None:
+    """The recordings bucket (`RECORDINGS_S3_*`) the lifespan built, or None when unset."""
+    bucket: RecordingsBucket | None = request.app.state.recordings_bucket
+    return bucket
+
+
+RecordingsBucketDep = Annotated[RecordingsBucket | None, Depends(get_recordings_bucket)]
 
 
 async def get_caller(request: Request, bearer: BearerDep) -> ServiceKey:
@@ -152,6 +163,8 @@ SipReadCaller = Annotated[ServiceKey, Depends(reads(SIP))]
 SipWriteCaller = Annotated[ServiceKey, Depends(writes(SIP))]
 WebhooksReadCaller = Annotated[ServiceKey, Depends(ScopeCheck(Scope.WEBHOOKS_READ))]
 SessionsReadCaller = Annotated[ServiceKey, Depends(ScopeCheck(Scope.SESSIONS_READ))]
+RecordingsReadCaller = Annotated[ServiceKey, Depends(ScopeCheck(Scope.RECORDINGS_READ))]
+RecordingsWriteCaller = Annotated[ServiceKey, Depends(ScopeCheck(Scope.RECORDINGS_WRITE))]
 
 
 @dataclass(frozen=True, slots=True)

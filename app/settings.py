@@ -153,6 +153,18 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(default=24 * 3600, gt=0)
     media_url_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
     _media_url_allow_list: UrlAllowList = PrivateAttr(default_factory=UrlAllowList)
+    #: The recordings catalog's object store (S3 API; `app.recordings`): where `DELETE` and
+    #: the retention purge remove objects, what download links point at, and the upload
+    #: target of an egress start that names none. Set the bucket (and its keys) to enable.
+    recordings_s3_endpoint: str | None = None
+    recordings_s3_bucket: str | None = None
+    recordings_s3_region: str = "us-east-1"
+    recordings_s3_access_key: str | None = None
+    recordings_s3_secret: SecretStr | None = None
+    #: Days after its end a recording (object and entry) is deleted; None keeps them.
+    recordings_retention_days: int | None = Field(default=None, ge=1)
+    #: Seconds a recording's `download_url` stays valid (SigV4 allows at most 7 days).
+    recordings_link_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
     host: str = "127.0.0.1"
     port: int = 8000
     #: Proxies whose `X-Forwarded-For`/`-Proto` are believed (comma-separated addresses or
@@ -244,6 +256,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_environment(self) -> Settings:
+        if self.recordings_s3_bucket and not (
+            self.recordings_s3_access_key and self.recordings_s3_secret
+        ):
+            raise ValueError(
+                "RECORDINGS_S3_BUCKET needs RECORDINGS_S3_ACCESS_KEY and RECORDINGS_S3_SECRET"
+            )
         if self.app_env == "production":
             self._refuse_weak_production_settings()
         return self
