@@ -14,8 +14,8 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from app.deps import RecordingsBucketDep
-from app.errors import NotFound
+from app.core.errors import NotFound
+from app.http.deps import RecordingsBucketDep
 from schemas.problems import problems
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"

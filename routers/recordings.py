@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from app.deps import RecordingsBucketDep, RecordingsReadCaller, RecordingsWriteCaller, StoreDep
-from app.recordings import delete_recording, get_recording, list_recordings
+from app.events.recordings import delete_recording, get_recording, list_recordings
+from app.http.deps import RecordingsBucketDep, RecordingsReadCaller, RecordingsWriteCaller, StoreDep
 from schemas.common import Page
 from schemas.problems import problems
 from schemas.recordings import Recording, RecordingDetails, RecordingQuery

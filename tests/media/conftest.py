@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.devserver import free_port
+from app.core.devserver import free_port
 from tests.components import LiveService, LocalRedis, LocalSeaweedFS
 from tests.conftest import API_KEY, API_SECRET, auth, recordings_settings, serving
 from tests.media.components import (

@@ -10,7 +10,7 @@ import pytest
 from livekit import api
 from pydantic import SecretStr
 
-from app.recordings import RecordingsBucket, entries_of, recording_id, with_default_upload
+from app.events.recordings import RecordingsBucket, entries_of, recording_id, with_default_upload
 
 NS = 1_000_000_000
 
