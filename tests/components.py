@@ -126,7 +126,10 @@ class LocalSeaweedFS:
         args = [binary, "server", f"-dir={workdir / 'data'}", "-ip=127.0.0.1",
                 "-ip.bind=127.0.0.1", f"-master.port={master}", f"-volume.port={volume}",
                 "-filer", f"-filer.port={filer}", "-s3", f"-s3.port={s3}",
-                f"-s3.config={workdir / 's3.json'}", "-master.telemetry=false"]  # fmt: skip
+                f"-s3.config={workdir / 's3.json'}", "-master.telemetry=false",
+                # each bucket is a collection that takes volumes of its own: room for many
+                # small ones (the defaults, 8 volumes of 30 GB, fill up at the second bucket)
+                "-volume.max=200", "-master.volumeSizeLimitMB=64"]  # fmt: skip
         self.process = ManagedProcess("weed", args, workdir, cwd=workdir)
 
     @staticmethod

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import secrets
 import time
 from typing import Any
@@ -14,7 +15,11 @@ from typing import Any
 import httpx
 import pytest
 from botocore.exceptions import ClientError
+from pydantic import SecretStr
 
+from app.events.recordings import RecordingsBucket, catalog_writer, purge_expired_recordings
+from app.store import recordings as recording_rows
+from app.store.engine import Store
 from tests.components import post_webhooks
 from tests.conftest import auth, recordings_settings, serving
 
@@ -247,3 +252,51 @@ async def test_retention_deletes_old_recordings_object_and_entry_and_keeps_new_o
     assert kept == ["EG_new"]
     assert _gone(seaweedfs, bucket, f"{room}/old.ogg")
     assert not _gone(seaweedfs, bucket, f"{room}/new.ogg")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path}/events.db"
+    return request.getfixturevalue("postgres_url")
+
+
+async def test_two_replicas_purging_at_once_delete_each_old_recording_once(database_url, seaweedfs):
+    """Retention on two replicas (two `Store`s on one database) at the same moment: every
+    old recording's object and entry go, counted once; a delete the other replica made
+    first is not an error; the new recording stays."""
+    name = f"replicas-{secrets.token_hex(4)}"
+    recordings_settings(seaweedfs, name)
+    bucket = RecordingsBucket(
+        endpoint=seaweedfs.endpoint, bucket=name, region=seaweedfs.region,
+        access_key=seaweedfs.access_key, secret=SecretStr(seaweedfs.secret), link_seconds=60,
+    )  # fmt: skip
+    replicas = [Store(database_url), Store(database_url)]
+    await replicas[0].migrate()
+    replicas[0].events.add_writer(catalog_writer(replicas[0]))
+    now = dt.datetime.now(dt.UTC)
+    ages = {f"EG_old_{i}": 40 + i for i in range(6)} | {"EG_new": 1}
+    try:
+        for egress_id, days in ages.items():
+            key = f"{egress_id}.ogg"
+            location = _upload(seaweedfs, name, key, b"ogg")
+            result = {"key": key, "size": 3, "location": location}
+            ended = now - dt.timedelta(days=days)
+            event = egress_ended(egress_id, "replicas", [result], ended=ended)
+            stored = await replicas[0].events.insert(
+                {"id": event["id"], "event": "egress_ended", "room_name": "replicas",
+                 "egress_id": egress_id, "created_at": now, "received_at": now,
+                 "body": json.dumps(event)}
+            )  # fmt: skip
+            assert stored
+        deleted = await asyncio.gather(
+            *(purge_expired_recordings(store, bucket, 30) for store in replicas)
+        )
+        assert sum(deleted) == 6
+        left = await recording_rows.ended_before(replicas[1], now, 100)
+        assert [row.egress_id for row in left] == ["EG_new"]
+    finally:
+        for store in replicas:
+            await store.aclose()
+    assert all(_gone(seaweedfs, name, f"EG_old_{i}.ogg") for i in range(6))
+    assert not _gone(seaweedfs, name, "EG_new.ogg")
