@@ -19,6 +19,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     Field,
@@ -196,6 +197,19 @@ class Settings(BaseSettings):
         settings error naming it."""
         self._media_url_allow_list = UrlAllowList.parse(self.media_url_allow)
         return self
+
+    @field_validator("recordings_s3_endpoint")
+    @classmethod
+    def _check_recordings_endpoint(cls, value: str | None) -> str | None:
+        """An http(s) URL with a host (the S3 API's root: no path, query or credentials)."""
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
+            raise ValueError("must be an http:// or https:// URL of the S3 endpoint")
+        if parts.path.strip("/") or parts.query or parts.fragment:
+            raise ValueError("must be the S3 endpoint's root URL (no path or query)")
+        return value
 
     @model_validator(mode="after")
     def _check_environment(self) -> Settings:
