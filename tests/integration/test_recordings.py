@@ -22,6 +22,7 @@ from app.store import recordings as recording_rows
 from app.store.engine import Store
 from tests.components import post_webhooks
 from tests.conftest import auth, recordings_settings, serving
+from tests.helpers import poll
 
 pytestmark = pytest.mark.integration
 
@@ -240,16 +241,14 @@ async def test_retention_deletes_old_recordings_object_and_entry_and_keeps_new_o
     # the same database, now with 30 days' retention: the purge runs at start-up
     with serving(test_server.url, tmp_path, **settings, recordings_retention_days=30) as service:
         async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
-            deadline = time.monotonic() + 30
-            while True:
+
+            async def kept() -> list[str]:
                 listed = await http.get(
                     "/v1/recordings", params={"room_name": room}, headers=auth("admin")
                 )
-                kept = [i["egress_id"] for i in listed.json()["items"]]
-                if kept == ["EG_new"] or time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.2)
-    assert kept == ["EG_new"]
+                return [item["egress_id"] for item in listed.json()["items"]]
+
+            await poll(kept, lambda egress_ids: egress_ids == ["EG_new"], timeout=30)
     assert _gone(seaweedfs, bucket, f"{room}/old.ogg")
     assert not _gone(seaweedfs, bucket, f"{room}/new.ogg")
 

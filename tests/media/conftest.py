@@ -11,7 +11,6 @@ everything else: run them one at a time, never in parallel.
 from __future__ import annotations
 
 import array
-import asyncio
 import http.server
 import math
 import shutil
@@ -206,20 +205,6 @@ def web_page(media_netns: str) -> Iterator[str]:
 
 
 # --- helpers ----------------------------------------------------------------------------
-
-
-async def poll(fetch: Any, accept: Any, *, timeout: float = 90.0, interval: float = 0.5) -> Any:
-    """Await `fetch()` until `accept(result)` holds; returns that result. AssertionError
-    with the last result after `timeout` s (generous: the machine is shared)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    last = None
-    while loop.time() < deadline:
-        last = await fetch()
-        if accept(last):
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"not reached within {timeout:g} s; last: {last}")
 
 
 def egress_getter(http: httpx.AsyncClient, egress_id: str) -> Any:

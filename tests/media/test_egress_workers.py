@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from tests.conftest import auth
-from tests.media.conftest import egress_getter, ffprobe, poll, tone_power
+from tests.helpers import poll
+from tests.media.conftest import egress_getter, ffprobe, tone_power
 from tests.participants import fetch_token, joined, publish_tone
 
 pytestmark = pytest.mark.integration

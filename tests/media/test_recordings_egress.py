@@ -18,7 +18,8 @@ from botocore.exceptions import ClientError
 from tests.browser.conftest import browser  # noqa: F401 - the Chromium fixture
 from tests.browser.test_console import sign_in
 from tests.conftest import auth
-from tests.media.conftest import egress_getter, ffprobe, poll, tone_power
+from tests.helpers import poll
+from tests.media.conftest import egress_getter, ffprobe, tone_power
 from tests.participants import fetch_token, joined, publish_tone
 
 pytestmark = pytest.mark.integration
