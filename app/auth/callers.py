@@ -42,6 +42,8 @@ class Scope(StrEnum):
     WEBHOOKS_READ = "webhooks:read"
     WEBHOOKS_WRITE = "webhooks:write"
     SESSIONS_READ = "sessions:read"
+    RECORDINGS_READ = "recordings:read"
+    RECORDINGS_WRITE = "recordings:write"
     ADMIN = "admin"
 
 
@@ -50,6 +52,7 @@ class Scope(StrEnum):
 IMPLIED_SCOPES: dict[Scope, frozenset[Scope]] = {
     Scope.ROOMS_WRITE: frozenset({Scope.ROOMS_READ}),
     Scope.WEBHOOKS_WRITE: frozenset({Scope.WEBHOOKS_READ}),
+    Scope.RECORDINGS_WRITE: frozenset({Scope.RECORDINGS_READ}),
 }
 
 

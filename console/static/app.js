@@ -1,5 +1,6 @@
 // The operator console: rooms, sessions and webhook events over the REST API (see api.js).
 import { api, follow, key, query } from "./api.js";
+import "./recordings.js";
 import { endpointsView } from "./endpoints.js";
 
 const $ = (selector) => document.querySelector(selector);

