@@ -2,7 +2,8 @@
 (request ids, access log, header and body limits, authentication before the body), the
 routers, the problem+json handlers of `app.problems`, and the lifespan that owns the
 LiveKit gateway, the HTTP client, the rate limiter and the store (migrated at start-up,
-with its housekeeping tasks, kept in `app.state.housekeeping`) and closes them."""
+with its housekeeping tasks and the reconciliation with LiveKit, kept in
+`app.state.housekeeping`) and closes them."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from app.middleware import (
 )
 from app.problems import add_exception_handlers, document_problems
 from app.ratelimits import RateLimiter
+from app.reconcile import Reconciler
 from app.request_ids import REQUEST_ID_HEADER
 from app.services import LIVEKIT_SERVICES
 from app.settings import Settings, get_settings
@@ -77,6 +79,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         await store.migrate()
         housekeeping = app.state.housekeeping = _start_housekeeping(store, settings)
+        if settings.reconcile_interval_seconds > 0:
+            housekeeping.append(_start_reconciler(app, store, settings))
         follower.start()
         _freeze_startup_heap()
         yield
@@ -118,6 +122,15 @@ def _start_housekeeping(store: Store, settings: Settings) -> list[asyncio.Task[N
         for name, interval, job in jobs
     ]
     return tasks
+
+
+def _start_reconciler(app: FastAPI, store: Store, settings: Settings) -> asyncio.Task[None]:
+    """The reconciliation with LiveKit's state (`app.reconcile`), now and every
+    RECONCILE_INTERVAL_SECONDS, as `app.state.reconciler`."""
+    interval = settings.reconcile_interval_seconds
+    app.state.reconciler = reconciler = Reconciler(store, app.state.livekit, interval)
+    job = run_periodically("reconcile", interval, reconciler.run)
+    return asyncio.create_task(job, name="reconcile")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -2,14 +2,17 @@
 
 - `control_plane_http_requests_total{method, route, status}`: requests answered, by route
   template (`/v1/rooms/{room}`), so names of rooms never become label values;
-- `control_plane_http_request_duration_seconds{method, route}`: time to the response start.
+- `control_plane_http_request_duration_seconds{method, route}`: time to the response start;
+- `control_plane_derived_events_total{event}`, `control_plane_reconcile_livekit_calls_total{method}`
+  and `control_plane_reconcile_last_success_timestamp_seconds`: the reconciliation with
+  LiveKit's state (`app.reconcile`).
 """
 
 from __future__ import annotations
 
 import functools
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 REQUESTS = Counter(
     "control_plane_http_requests_total",
@@ -55,4 +58,19 @@ UNHANDLED = Counter(
     "control_plane_unhandled_exceptions_total",
     "Exceptions no handler expected (each answered 500 internal_error), by class",
     ["exception"],
+)
+
+DERIVED_EVENTS = Counter(
+    "control_plane_derived_events_total",
+    "Events derived from LiveKit's state by the reconciliation and stored, by event type",
+    ["event"],
+)
+RECONCILE_LIVEKIT_CALLS = Counter(
+    "control_plane_reconcile_livekit_calls_total",
+    "LiveKit API calls made by the reconciliation, by method (ListRooms, ListParticipants...)",
+    ["method"],
+)
+RECONCILE_LAST_SUCCESS = Gauge(
+    "control_plane_reconcile_last_success_timestamp_seconds",
+    "Unix time of the end of the last reconciliation run that completed (0: none yet)",
 )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from livekit.protocol.webhook import WebhookEvent
+from pydantic import ValidationError
 
 from app.errors import NotFound
 from app.store.cursor import Cursor
@@ -30,7 +31,7 @@ from schemas.bridge import to_json
 from schemas.common import Page
 from schemas.credentials import STREAM_KEY_FIELDS
 from schemas.protojson import from_livekit_json
-from schemas.webhooks import EventQuery, StoredEvent, WebhookReceipt
+from schemas.webhooks import DerivedMarker, EventQuery, StoredEvent, WebhookReceipt
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +91,16 @@ def stored_event(row: Any, withheld: frozenset[str] = STREAM_KEY_FIELDS) -> Stor
     """A `webhook_events` row as the API shows it (payload re-read from the stored body,
     with the parser that accepted it), without the `withheld` fields (full protobuf names:
     by default the ingress stream keys of `ingress_info`, which only callers that may write
-    ingress see: `app.ingress.withheld_from`). The stored body itself is what LiveKit sent.
+    ingress see: `app.ingress.withheld_from`). The stored body itself is what LiveKit sent;
+    the `derived` member of an event derived from LiveKit's state (`app.reconcile`) is shown
+    as `derived`.
     A row this version would refuse (stored by an older one) is served with a payload of its
     `id` and `event` only, and logged: one bad row never breaks a page or a stream."""
+    derived = None
     try:
-        event = from_livekit_json(json.loads(row.body), WebhookEvent)
+        data = json.loads(row.body)
+        event = from_livekit_json(data, WebhookEvent)
+        derived = _derived_marker(data.get("derived"))
         payload = to_json(event, withheld=withheld)
         if has_lone_surrogate(payload):
             raise ValueError("an unpaired surrogate")
@@ -111,7 +117,18 @@ def stored_event(row: Any, withheld: frozenset[str] = STREAM_KEY_FIELDS) -> Stor
         created_at=row.created_at,
         received_at=row.received_at,
         payload=payload,
+        derived=derived,
     )
+
+
+def _derived_marker(value: Any) -> DerivedMarker | None:
+    """The `derived` member of a stored body (`app.reconcile`), None when absent or not one."""
+    if not isinstance(value, dict):
+        return None
+    try:
+        return DerivedMarker.model_validate(value)
+    except ValidationError:
+        return None
 
 
 @dataclass(frozen=True)

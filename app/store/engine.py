@@ -42,7 +42,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from app.errors import UpstreamUnavailable
+from app.errors import AppError
 from app.readiness import CachedCheck
 from app.store.errors import DATABASE_ERRORS, is_unavailable
 from app.store.events import EventRepository
@@ -172,18 +172,19 @@ def _not_writable(exc: BaseException) -> str:
 async def run_periodically(
     name: str, interval_seconds: float, job: Callable[[], Awaitable[int]]
 ) -> None:
-    """Run the housekeeping `job` (it returns how many rows it deleted) now and then every
-    `interval_seconds`, until cancelled. A failure (the database down, or anything else) is
-    logged and the job runs again at the next interval: the loop only ends when cancelled."""
+    """Run the housekeeping `job` (it returns how many rows it wrote or deleted) now and then
+    every `interval_seconds`, until cancelled. A failure (the database down, LiveKit
+    failing, or anything else) is logged and the job runs again at the next interval: the
+    loop only ends when cancelled."""
     while True:
         try:
-            deleted = await job()
-            if deleted:
-                log.info("%s: deleted %d rows", name, deleted)
+            changed = await job()
+            if changed:
+                log.info("%s: %d rows written or deleted", name, changed)
         except DATABASE_ERRORS as exc:
             log.warning("%s failed: %s", name, exc.__class__.__name__)
-        except UpstreamUnavailable as exc:
-            log.warning("%s failed: %s", name, exc.__class__.__name__)
+        except AppError as exc:
+            log.warning("%s failed: %s (%s)", name, exc.__class__.__name__, exc.code)
         except Exception:
             log.exception("%s failed unexpectedly", name)
         await asyncio.sleep(interval_seconds)

@@ -110,3 +110,13 @@ idempotency_keys = sa.Table(
     sa.Column("status_code", sa.Integer(), nullable=True),
     sa.Column("response_body", sa.Text(), nullable=True),
 )
+
+#: One row per periodic job that one replica at a time may run (`app.store.leases`): the
+#: replica holding it (`holder`, a random id per process) and until when.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(64), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+)
