@@ -35,7 +35,11 @@ they are written (`_still_missing`), which leaves only a race of milliseconds.
 LiveKit calls per run: `ListRooms` (all rooms), `ListEgress` (active ones), then
 `ListParticipants` only for a room LiveKit has whose participant count differs from the
 store's or whose start the store never saw, and `ListEgress` by id only for an egress the
-store holds active that LiveKit does not list as active. One replica reconciles at a time:
+store holds active that LiveKit does not list as active. At most `MAX_PARTICIPANT_LISTS`
+`ListParticipants` per run: with more rooms to ask (the first run over a store that has
+never seen LiveKit's rooms), the rest wait for the next runs. LiveKit's count leaves out
+the participants it calls dependent (agents, egress' recorders), so a room holding one is
+asked every run. One replica reconciles at a time:
 each run first takes the `reconcile` lease (`app.store.leases`) for one interval, renewed
 by its holder at its next run, so a cluster makes one run per interval whatever the number
 of replicas; a replica that stops loses it within an interval. (A PostgreSQL advisory lock
@@ -48,10 +52,12 @@ run, LiveKit calls by method (`bench/reconcile.py` measures them with many rooms
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
 import logging
+import random
 import secrets
 import time
 from collections.abc import Awaitable, Iterable
@@ -83,6 +89,10 @@ DERIVED_BY = "reconciliation"
 DERIVED_ID_PREFIX = "EV_derived_"
 #: The lease a replica takes before each run (`app.store.leases`).
 LEASE_NAME = "reconcile"
+#: Most `ListParticipants` calls in one run (the other rooms that need one wait for the
+#: next runs), and how many are in flight at once.
+MAX_PARTICIPANT_LISTS = 250
+LIST_CONCURRENCY = 8
 
 _TERMINAL_EGRESS = frozenset(
     {
@@ -268,7 +278,9 @@ def derive(view: StoreView, state: LiveKitState, observed_at: dt.datetime) -> li
         if listed is None:
             continue
         for participant in listed:
-            if participant.sid not in view.seen_participants:
+            # LiveKit counts a participant joined once it is active (its `participant_joined`)
+            active = participant.state == ParticipantInfo.State.ACTIVE
+            if active and participant.sid not in view.seen_participants:
                 joined = participant.joined_at or now
                 keys = (room.sid, participant.sid)
                 add("participant_joined", keys, joined, room=room, participant=participant)
@@ -411,13 +423,7 @@ async def reconcile(
         state.active_egress = list(listed.items)
     except AppError as exc:
         log.info("reconcile: egress left out (%s)", exc.code)
-    for room in rooms_to_list(view, state.rooms):
-        request = api.ListParticipantsRequest(room=room.name)
-        try:
-            answer = await _call(report, lk, "ListParticipants", lk.room.list_participants(request))
-        except NotFound:
-            continue  # gone since ListRooms: the next run sees it gone
-        state.participants[room.sid] = list(answer.participants)
+    state.participants = await _participants_of(report, lk, rooms_to_list(view, state.rooms))
     if state.active_egress is not None:
         for egress_id in egress_to_look_up(view, state.active_egress):
             found = await _call(report, lk, "ListEgress", _egress_by_id(lk, egress_id))
@@ -444,6 +450,32 @@ async def _call(report: RunReport, lk: LiveKit, method: str, call: Awaitable[T])
     report.calls[method] = report.calls.get(method, 0) + 1
     metrics.RECONCILE_LIVEKIT_CALLS.labels(method).inc()
     return await lk.run(call)
+
+
+async def _participants_of(
+    report: RunReport, lk: LiveKit, rooms: list[Room]
+) -> dict[str, list[ParticipantInfo]]:
+    """`ListParticipants` of at most `MAX_PARTICIPANT_LISTS` of `rooms` (drawn at random, so
+    that rooms left over are reached by the next runs), `LIST_CONCURRENCY` at a time; by
+    room sid. A room gone since `ListRooms` is left out (the next run sees it gone)."""
+    if len(rooms) > MAX_PARTICIPANT_LISTS:
+        rooms = random.sample(rooms, MAX_PARTICIPANT_LISTS)
+    gate = asyncio.Semaphore(LIST_CONCURRENCY)
+    found: dict[str, list[ParticipantInfo]] = {}
+
+    async def one(room: Room) -> None:
+        request = api.ListParticipantsRequest(room=room.name)
+        async with gate:
+            try:
+                answer = await _call(
+                    report, lk, "ListParticipants", lk.room.list_participants(request)
+                )
+            except NotFound:
+                return
+        found[room.sid] = list(answer.participants)
+
+    await asyncio.gather(*(one(room) for room in rooms))
+    return found
 
 
 def _list_rooms(lk: LiveKit) -> Awaitable[api.ListRoomsResponse]:

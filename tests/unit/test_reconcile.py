@@ -86,8 +86,10 @@ def test_only_rooms_whose_participants_disagree_or_never_started_are_asked_for()
 
 def test_what_livekit_has_and_the_store_never_saw_appears_with_livekits_times():
     room = Room(sid="RM_b", name="other", creation_time=T0 + 10, num_participants=1)
-    carol = ParticipantInfo(sid="PA_3", identity="carol", joined_at=T0 + 12)
-    state = LiveKitState(rooms=[room], participants={"RM_b": [carol]})
+    active = ParticipantInfo.State.ACTIVE
+    carol = ParticipantInfo(sid="PA_3", identity="carol", joined_at=T0 + 12, state=active)
+    joining = ParticipantInfo(sid="PA_4", identity="dave", joined_at=T0 + 13)  # not yet joined
+    state = LiveKitState(rooms=[room], participants={"RM_b": [carol, joining]})
     view = StoreView()
     events = derive(view, state, NOW)
     assert [e.event for e in events] == ["room_started", "participant_joined"]
@@ -164,7 +166,13 @@ async def test_derived_events_stored_read_back_as_the_store_view_and_marked(tmp_
     await store.migrate()
     try:
         room = Room(sid="RM_b", name="other", creation_time=T0, num_participants=1)
-        carol = ParticipantInfo(sid="PA_3", identity="carol", name="Carol", joined_at=T0 + 1)
+        carol = ParticipantInfo(
+            sid="PA_3",
+            identity="carol",
+            name="Carol",
+            joined_at=T0 + 1,
+            state=ParticipantInfo.State.ACTIVE,
+        )
         state = LiveKitState(rooms=[room], participants={"RM_b": [carol]})
         for event in derive(StoreView(), state, NOW) * 2:  # twice: stored once
             await store.events.insert(parse_event(event.body)[1])
