@@ -1,4 +1,4 @@
-"""What one reconciliation with LiveKit's state (`app.reconcile`) costs with many rooms:
+"""What one reconciliation with LiveKit's state (`app.events.reconcile`) costs with many rooms:
 LiveKit calls by method and seconds per run, on a local LiveKit dev server (no Redis, so
 its egress API answers an error and egress is left out) and a fresh SQLite store.
 
@@ -18,9 +18,9 @@ from pathlib import Path
 
 from livekit import api
 
-from app.devserver import LocalLiveKit, running
-from app.livekit import LiveKit
-from app.reconcile import RunReport, reconcile
+from app.core.devserver import LocalLiveKit, running
+from app.events.reconcile import RunReport, reconcile
+from app.livekit.gateway import LiveKit
 from app.store.engine import Store
 
 #: CreateRoom / DeleteRoom calls in flight at once while setting up.

@@ -1,5 +1,5 @@
 """What the stored events say is live, read for the reconciliation with LiveKit
-(`app.reconcile.read_store_view`): the rows of the event types that open or close a room,
+(`app.events.reconcile.read_store_view`): the rows of the event types that open or close a room,
 a participant's connection or an egress. Each row has `app.store.sessions.COLUMNS` plus
 `egress_id`. Database errors reach the caller (`app.store.errors`).
 """

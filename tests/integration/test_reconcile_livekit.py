@@ -1,4 +1,4 @@
-"""Reconciliation against a real LiveKit server (`app.reconcile`): what LiveKit's webhooks
+"""Reconciliation against a real LiveKit server (`app.events.reconcile`): what LiveKit's webhooks
 lost while the service was down comes back as derived events (listed, streamed, in
 sessions); what the store never saw appears with LiveKit's own times; and the same facts
 derived by two replicas on one PostgreSQL are stored once.
@@ -19,9 +19,9 @@ import httpx
 import pytest
 from livekit import api
 
-from app.devserver import LocalLiveKit, free_port
-from app.livekit import LiveKit
-from app.reconcile import DERIVED_BY, derived_id, reconcile
+from app.core.devserver import LocalLiveKit, free_port
+from app.events.reconcile import DERIVED_BY, derived_id, reconcile
+from app.livekit.gateway import LiveKit
 from app.store.engine import Store
 from tests.components import LiveService, sse_events
 from tests.conftest import API_KEY, API_SECRET, auth, make_settings

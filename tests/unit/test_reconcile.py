@@ -1,4 +1,4 @@
-"""The rules of the reconciliation with LiveKit's state (`app.reconcile`), on LiveKit's own
+"""The rules of the reconciliation with LiveKit's state (`app.events.reconcile`), on LiveKit's own
 protobuf messages: which rooms are asked for participants, which events are derived and in
 what shape (the body a received webhook would have, plus `derived`), their deterministic
 ids, what the store then says, and the lease on SQLite."""
@@ -11,7 +11,7 @@ import json
 from livekit.protocol.egress import EgressInfo, EgressStatus
 from livekit.protocol.models import ParticipantInfo, Room
 
-from app.reconcile import (
+from app.events.reconcile import (
     DERIVED_BY,
     LiveKitState,
     StoredEgress,
@@ -24,10 +24,10 @@ from app.reconcile import (
     read_store_view,
     rooms_to_list,
 )
+from app.events.webhooks import get_event
+from app.livekit.webhook_verification import parse_event
 from app.store import leases
 from app.store.engine import Store
-from app.webhook_verification import parse_event
-from app.webhooks import get_event
 
 NOW = dt.datetime(2026, 12, 8, 2, 0, 0, tzinfo=dt.UTC)
 T0 = 1_790_000_000
