@@ -1,6 +1,7 @@
 """What one reconciliation with LiveKit's state (`app.events.reconcile`) costs with many rooms:
 LiveKit calls by method and seconds per run, on a local LiveKit dev server (no Redis, so
-its egress API answers an error and egress is left out) and a fresh SQLite store.
+its egress and ingress APIs answer an error and both are left out) and a fresh SQLite
+store.
 
 Three runs over the same rooms: the store empty (every room is new to it: its start is
 derived and its participants asked for), the store in agreement (the steady state), and

@@ -15,7 +15,9 @@ own state and appends the events that are missing, in LiveKit's shapes:
   `ParticipantInfo.joined_at`) as the events' `created_at`;
 - `egress_ended` for an egress the store holds active that LiveKit no longer lists as
   active, with LiveKit's `EgressInfo` (`ListEgress` by its id; one LiveKit no longer knows
-  ends as `EGRESS_ABORTED`); `egress_started` for an active egress no stored event names.
+  ends as `EGRESS_ABORTED`); `egress_started` for an active egress no stored event names;
+- `ingress_started` and `ingress_ended` likewise for each publication of an ingress
+  (`ListIngress`), a publication being `(ingress_id, state.started_at)`.
 
 A derived event is a `WebhookEvent` as LiveKit's protojson writes it, plus the top-level
 `"derived": {"by": "reconciliation", "observed_at": <RFC 3339>}` (`DERIVED_BY`). It is
@@ -32,7 +34,8 @@ was asked, so every derived fact is true; what can happen is a real event still 
 for the same fact, so the candidates are checked against the store once more just before
 they are written (`_still_missing`), which leaves only a race of milliseconds.
 
-LiveKit calls per run: `ListRooms` (all rooms), `ListEgress` (active ones), then
+LiveKit calls per run: `ListRooms` (all rooms), `ListEgress` (active ones), `ListIngress`
+(all, usually one page), then
 `ListParticipants` only for a room LiveKit has whose participant count differs from the
 store's or whose start the store never saw, and `ListEgress` by id only for an egress the
 store holds active that LiveKit does not list as active. At most `MAX_PARTICIPANT_LISTS`
@@ -60,24 +63,33 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from google.protobuf import json_format
 from livekit import api
 from livekit.protocol.egress import EgressInfo, EgressStatus
+from livekit.protocol.ingress import IngressInfo, IngressState
 from livekit.protocol.models import ParticipantInfo, Room
 from livekit.protocol.webhook import WebhookEvent
 
 from app.core import metrics
 from app.core.errors import AppError, NotFound
-from app.events.sessions import SESSION_EVENTS, StoredSessionEvent, fold_sessions
+from app.events.sessions import (
+    JOINED,
+    LEFT,
+    ROOM_FINISHED,
+    ROOM_STARTED,
+    StoredSessionEvent,
+    fold_sessions,
+)
 from app.livekit.gateway import LiveKit
 from app.livekit.webhook_verification import parse_event
 from app.store import leases
 from app.store import live as queries
 from app.store.engine import Store
+from schemas.protojson import from_livekit_json
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +115,15 @@ _TERMINAL_EGRESS = frozenset(
     }
 )
 _EGRESS_EVENTS = ("egress_started", "egress_updated", "egress_ended")
+_INGRESS_EVENTS = ("ingress_started", "ingress_ended")
+#: An ingress LiveKit counts as live: publishing, or buffering between two publications
+#: (LiveKit sends `ingress_started` on publishing and `ingress_ended` on inactive, error or
+#: complete: livekit-server's `IOInfoService.UpdateIngressState`).
+_LIVE_INGRESS = frozenset(
+    {IngressState.Status.ENDPOINT_PUBLISHING, IngressState.Status.ENDPOINT_BUFFERING}
+)
+#: Most `ListIngress` pages read in one run.
+MAX_INGRESS_PAGES = 100
 
 
 def derived_id(event: str, *keys: str) -> str:
@@ -152,7 +173,9 @@ class StoreView:
     participants with no `participant_left` (or `..._connection_aborted`), by sid;
     `active_egress`: egresses with no terminal event, by id; `started_rooms`, `seen_participants`,
     `seen_egress`: the sids and ids any stored event names (room sids with a stored
-    `room_started`).
+    `room_started`). Ingress is by publication, `(ingress_id, state.started_at)`:
+    `active_ingress` holds the last stored `IngressInfo` of each publication with an
+    `ingress_started` and no `ingress_ended`, `seen_ingress` every publication started.
     """
 
     live_rooms: dict[str, StoredRoom] = field(default_factory=dict)
@@ -161,10 +184,12 @@ class StoreView:
     started_rooms: set[str] = field(default_factory=set)
     seen_participants: set[str] = field(default_factory=set)
     seen_egress: set[str] = field(default_factory=set)
+    active_ingress: dict[tuple[str, int], IngressInfo] = field(default_factory=dict)
+    seen_ingress: set[tuple[str, int]] = field(default_factory=set)
 
 
 #: The event types `read_store_view` reads.
-VIEW_EVENTS = tuple(dict.fromkeys((*SESSION_EVENTS, *_EGRESS_EVENTS)))
+VIEW_EVENTS = (ROOM_STARTED, ROOM_FINISHED, JOINED, *LEFT, *_EGRESS_EVENTS, *_INGRESS_EVENTS)
 
 
 async def read_store_view(store: Store) -> StoreView:
@@ -173,7 +198,8 @@ async def read_store_view(store: Store) -> StoreView:
     event of `VIEW_EVENTS`. Database errors reach the caller."""
     rows = await queries.rows_of_types(store, VIEW_EVENTS)
     view = StoreView()
-    events = [StoredSessionEvent.from_row(row) for row in rows]
+    _fold_ingress(view, [row for row in rows if row.event in _INGRESS_EVENTS])
+    events = [StoredSessionEvent.from_row(row) for row in rows if row.event not in _INGRESS_EVENTS]
     for sid, fold in fold_sessions(events).items():
         name = fold.room_name[1] if fold.room_name else ""
         created = int(fold.created_at.timestamp()) if fold.created_at else 0
@@ -192,6 +218,23 @@ async def read_store_view(store: Store) -> StoreView:
                     )
     _fold_egress(view, events)
     return view
+
+
+def _fold_ingress(view: StoreView, rows: Iterable[Any]) -> None:
+    """Ingress publications started, and those not ended (`StoreView`)."""
+    ended: set[tuple[str, int]] = set()
+    for row in rows:
+        info = from_livekit_json(json.loads(row.body), WebhookEvent).ingress_info
+        if not info.ingress_id:
+            continue
+        key = (info.ingress_id, info.state.started_at)
+        if row.event == "ingress_ended":
+            ended.add(key)
+        else:
+            view.seen_ingress.add(key)
+            view.active_ingress[key] = info
+    for key in ended:
+        view.active_ingress.pop(key, None)
 
 
 def _fold_egress(view: StoreView, events: Iterable[StoredSessionEvent]) -> None:
@@ -218,13 +261,14 @@ def _fold_egress(view: StoreView, events: Iterable[StoredSessionEvent]) -> None:
 class LiveKitState:
     """What LiveKit answered in one run: its rooms, the participants of the rooms asked
     (`participants`, by room sid), its active egresses (None when the egress API could not
-    be asked, e.g. LiveKit without Redis), and the egresses looked up by id (None: LiveKit
-    does not know it)."""
+    be asked, e.g. LiveKit without Redis), the egresses looked up by id (None: LiveKit
+    does not know it), and its ingresses (None when they could not be asked)."""
 
     rooms: list[Room]
     participants: dict[str, list[ParticipantInfo]] = field(default_factory=dict)
     active_egress: list[EgressInfo] | None = None
     looked_up_egress: dict[str, EgressInfo | None] = field(default_factory=dict)
+    ingress: list[IngressInfo] | None = None
 
 
 def rooms_to_list(view: StoreView, rooms: Iterable[Room]) -> list[Room]:
@@ -307,7 +351,37 @@ def derive(view: StoreView, state: LiveKitState, observed_at: dt.datetime) -> li
         info = found if found is not None else _forgotten(view.active_egress[egress_id])
         ended = info.ended_at // 1_000_000_000 or now
         add("egress_ended", (egress_id,), ended, egress_info=info)
+    if state.ingress is not None:
+        _derive_ingress(view, state.ingress, now, add)
     return out
+
+
+def _derive_ingress(
+    view: StoreView, ingress: list[IngressInfo], now: int, add: Callable[..., None]
+) -> None:
+    """`ingress_started` for a publication LiveKit has live that no stored event started;
+    `ingress_ended` for one the store holds live that LiveKit no longer has live (with
+    LiveKit's `IngressInfo` when it describes that publication, else the stored one,
+    `ENDPOINT_INACTIVE`)."""
+    livekit = {info.ingress_id: info for info in ingress}
+    for info in ingress:
+        key = (info.ingress_id, info.state.started_at)
+        if info.state.status in _LIVE_INGRESS and key not in view.seen_ingress:
+            started = info.state.started_at // 1_000_000_000 or now
+            add("ingress_started", (info.ingress_id, str(key[1])), started, ingress_info=info)
+    for key, stored in view.active_ingress.items():
+        current = livekit.get(key[0])
+        if current is not None and current.state.started_at == key[1]:
+            if current.state.status in _LIVE_INGRESS:
+                continue
+            info = current
+        else:  # deleted, or publishing again since: this publication ended unseen
+            info = IngressInfo()
+            info.CopyFrom(stored)
+            info.state.status = IngressState.Status.ENDPOINT_INACTIVE
+            info.state.ended_at = now * 1_000_000_000
+        ended = info.state.ended_at // 1_000_000_000 or now
+        add("ingress_ended", (key[0], str(key[1])), ended, ingress_info=info)
 
 
 def _left(stored: StoredParticipant) -> ParticipantInfo:
@@ -355,6 +429,12 @@ def _still_missing(view: StoreView, event: DerivedEvent) -> bool:
             return room_sid in view.live_rooms
         case "egress_ended":
             return egress_id in view.active_egress
+        case "ingress_started" | "ingress_ended":
+            info = data.get("ingressInfo", {})
+            key = (info.get("ingressId", ""), int(info.get("state", {}).get("startedAt", 0)))
+            if event.event == "ingress_started":
+                return key not in view.seen_ingress
+            return key in view.active_ingress
     return True
 
 
@@ -428,6 +508,10 @@ async def reconcile(
         for egress_id in egress_to_look_up(view, state.active_egress):
             found = await _call(report, lk, "ListEgress", _egress_by_id(lk, egress_id))
             state.looked_up_egress[egress_id] = next(iter(found.items), None)
+    try:
+        state.ingress = await _all_ingress(report, lk)
+    except AppError as exc:
+        log.info("reconcile: ingress left out (%s)", exc.code)
     observed_at = now or dt.datetime.now(dt.UTC)
     candidates = derive(view, state, observed_at)
     if candidates:
@@ -441,7 +525,7 @@ async def reconcile(
     metrics.RECONCILE_LAST_SUCCESS.set(time.time())
     report.seconds = time.perf_counter() - started
     if report.stored:
-        log.info("reconcile: derived %s", report.stored)
+        log.debug("reconcile: derived %s", report.stored)  # `run_periodically` logs the total
     return report
 
 
@@ -480,6 +564,19 @@ async def _participants_of(
 
 def _list_rooms(lk: LiveKit) -> Awaitable[api.ListRoomsResponse]:
     return lk.room.list_rooms(api.ListRoomsRequest())
+
+
+async def _all_ingress(report: RunReport, lk: LiveKit) -> list[IngressInfo]:
+    """Every ingress (`ListIngress`, page after page, at most `MAX_INGRESS_PAGES`)."""
+    items: list[IngressInfo] = []
+    request = api.ListIngressRequest()
+    for _ in range(MAX_INGRESS_PAGES):
+        page = await _call(report, lk, "ListIngress", lk.ingress.list_ingress(request))
+        items.extend(page.items)
+        if not page.next_page_token.token:
+            break
+        request.page_token.token = page.next_page_token.token
+    return items
 
 
 def _list_active_egress(lk: LiveKit) -> Awaitable[api.ListEgressResponse]:

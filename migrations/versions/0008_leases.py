@@ -1,5 +1,5 @@
 """Leases of the jobs one replica at a time runs (`leases`; see `app.store.leases`), first
-the reconciliation with LiveKit's state (`app.reconcile`).
+the reconciliation with LiveKit's state (`app.events.reconcile`).
 
 Revision ID: 0008
 Revises: 0004

@@ -9,6 +9,7 @@ import datetime as dt
 import json
 
 from livekit.protocol.egress import EgressInfo, EgressStatus
+from livekit.protocol.ingress import IngressInfo, IngressState
 from livekit.protocol.models import ParticipantInfo, Room
 
 from app.events.reconcile import (
@@ -206,5 +207,59 @@ async def test_a_lease_has_one_holder_until_it_expires(tmp_path):
         assert not await leases.take(store, "job", "b", now=later, seconds=30)
         assert await leases.take(store, "job", "b", now=NOW + dt.timedelta(seconds=50), seconds=30)
         assert await leases.take(store, "other", "a", now=NOW, seconds=30)  # one per name
+    finally:
+        await store.aclose()
+
+
+def ingress(status: IngressState.Status.ValueType, started: int, **state: int) -> IngressInfo:
+    return IngressInfo(
+        ingress_id="IN_1",
+        room_name="standup",
+        state=IngressState(status=status, started_at=started * 1_000_000_000, **state),
+    )
+
+
+def test_an_ingress_publication_is_started_and_ended_as_livekit_has_it():
+    publishing = ingress(IngressState.Status.ENDPOINT_PUBLISHING, T0 + 40)
+    (started,) = derive(StoreView(), LiveKitState(rooms=[], ingress=[publishing]), NOW)
+    parsed, columns = parse_event(started.body)
+    assert (started.event, parsed.created_at, columns["ingress_id"]) == (
+        "ingress_started",
+        T0 + 40,
+        "IN_1",
+    )
+    key = ("IN_1", (T0 + 40) * 1_000_000_000)
+    view = StoreView(active_ingress={key: publishing}, seen_ingress={key})
+    assert derive(view, LiveKitState(rooms=[], ingress=[publishing]), NOW) == []
+    buffering = ingress(IngressState.Status.ENDPOINT_BUFFERING, T0 + 40)
+    assert derive(view, LiveKitState(rooms=[], ingress=[buffering]), NOW) == []
+    done = ingress(IngressState.Status.ENDPOINT_COMPLETE, T0 + 40, ended_at=(T0 + 90) * 10**9)
+    (ended,) = derive(view, LiveKitState(rooms=[], ingress=[done]), NOW)
+    assert (ended.event, parse_event(ended.body)[0].ingress_info) == ("ingress_ended", done)
+    assert parse_event(ended.body)[0].created_at == T0 + 90
+    (deleted,) = derive(view, LiveKitState(rooms=[], ingress=[]), NOW)  # LiveKit forgot it
+    info = parse_event(deleted.body)[0].ingress_info
+    assert info.state.status == IngressState.Status.ENDPOINT_INACTIVE
+    assert info.state.started_at == key[1] and deleted.id == ended.id  # one fact, one id
+    again = ingress(IngressState.Status.ENDPOINT_PUBLISHING, T0 + 100)  # a new publication
+    events = derive(view, LiveKitState(rooms=[], ingress=[again]), NOW)
+    assert sorted(e.event for e in events) == ["ingress_ended", "ingress_started"]
+    assert derive(view, LiveKitState(rooms=[], ingress=None), NOW) == []  # not asked
+
+
+async def test_stored_ingress_publications_read_back_as_the_store_view(tmp_path):
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'events.db'}")
+    await store.migrate()
+    try:
+        publishing = ingress(IngressState.Status.ENDPOINT_PUBLISHING, T0 + 40)
+        (started,) = derive(StoreView(), LiveKitState(rooms=[], ingress=[publishing]), NOW)
+        await store.events.insert(parse_event(started.body)[1])
+        view = await read_store_view(store)
+        key = ("IN_1", (T0 + 40) * 1_000_000_000)
+        assert view.seen_ingress == {key} and view.active_ingress == {key: publishing}
+        (ended,) = derive(view, LiveKitState(rooms=[], ingress=[]), NOW)
+        await store.events.insert(parse_event(ended.body)[1])
+        after = await read_store_view(store)
+        assert after.active_ingress == {} and after.seen_ingress == {key}
     finally:
         await store.aclose()
