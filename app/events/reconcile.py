@@ -22,35 +22,38 @@ own state and appends the events that are missing, in LiveKit's shapes:
 A derived event is a `WebhookEvent` as LiveKit's protojson writes it, plus the top-level
 `"derived": {"by": "reconciliation", "observed_at": <RFC 3339>}` (`DERIVED_BY`). It is
 checked and turned into its row by the same code as a received webhook
-(`app.livekit.webhook_verification.parse_event`) and stored through `store.events.insert`, so it is
-stored once, listed, streamed and relayed like any other. Its `id` is deterministic
-(`derived_id`: a hash of the fact), so the same fact derived twice, or on two replicas at
-once, is one event. What ends (a room, a participant, an egress) carries the time it was
-observed gone as its `created_at`, LiveKit having none; a real event for the same fact that
-arrives later takes precedence in sessions (`app.events.sessions`).
+(`app.livekit.webhook_verification.parse_event`) and stored through
+`store.events.insert`, so it is stored once, listed, streamed and relayed like any other.
+Its `id` is deterministic (`derived_id`: a hash of the fact), so the same fact derived
+twice, or on two replicas at once, is one event. What ends (a room, a participant) carries
+the time it was observed gone as its `created_at`, LiveKit having none; the `derived`
+member is what sessions key on to let a real event for the same fact, arriving later,
+take precedence.
 
-Order of reading: the store first, then LiveKit. Whatever LiveKit then lacks ended before it
-was asked, so every derived fact is true; what can happen is a real event still in flight
-for the same fact, so the candidates are checked against the store once more just before
-they are written (`_still_missing`), which leaves only a race of milliseconds.
+Order of reading: the store first, then LiveKit. Whatever LiveKit then lacks ended before
+it was asked, so every derived fact is true; what can happen is a real event still in
+flight for the same fact, so the candidates are checked against the store once more just
+before they are written (`_still_missing`), which leaves only a race of milliseconds.
 
 LiveKit calls per run: `ListRooms` (all rooms), `ListEgress` (active ones), `ListIngress`
-(all, usually one page), then
-`ListParticipants` only for a room LiveKit has whose participant count differs from the
-store's or whose start the store never saw, and `ListEgress` by id only for an egress the
-store holds active that LiveKit does not list as active. At most `MAX_PARTICIPANT_LISTS`
-`ListParticipants` per run: with more rooms to ask (the first run over a store that has
-never seen LiveKit's rooms), the rest wait for the next runs. LiveKit's count leaves out
-the participants it calls dependent (agents, egress' recorders), so a room holding one is
-asked every run. One replica reconciles at a time:
-each run first takes the `reconcile` lease (`app.store.leases`) for one interval, renewed
-by its holder at its next run, so a cluster makes one run per interval whatever the number
-of replicas; a replica that stops loses it within an interval. (A PostgreSQL advisory lock
-would need a connection held for the whole run, would not exist on SQLite, and would let
-every replica run once per interval, one after the other.)
+(all, usually one page), then `ListParticipants` only for a room LiveKit has whose
+participant count differs from the store's or whose start the store never saw, and
+`ListEgress` by id only for an egress the store holds active that LiveKit does not list
+as active. At most `MAX_PARTICIPANT_LISTS` `ListParticipants` per run: with more rooms to
+ask (the first run over a store that has never seen LiveKit's rooms), the rest wait for
+the next runs. LiveKit's count leaves out the participants it calls dependent (agents,
+egress' recorders), so a room holding one is asked every run.
 
-Metrics (`app.core.metrics`): derived events stored by type, the time of the last successful
-run, LiveKit calls by method (`bench/reconcile.py` measures them with many rooms).
+One replica reconciles at a time: each run first takes the `reconcile` lease
+(`app.store.leases`) for one interval, renewed by its holder at its next run, so a
+cluster makes one run per interval whatever the number of replicas; a replica that stops
+loses it within an interval. (A PostgreSQL advisory lock would need a connection held for
+the whole run, would not exist on SQLite, and would let every replica run once per
+interval, one after the other.)
+
+Metrics (`app.core.metrics`): derived events stored by type, the time of the last
+successful run, LiveKit calls by method (`bench/reconcile.py` measures them with many
+rooms).
 """
 
 from __future__ import annotations
@@ -127,9 +130,10 @@ MAX_INGRESS_PAGES = 100
 
 
 def derived_id(event: str, *keys: str) -> str:
-    """The `id` of the derived `event` about the fact named by `keys` (room sid, then the
-    participant sid or egress id): `EV_derived_` and 32 hex digits of the SHA-256 of both.
-    The same fact always gets the same id, on every replica."""
+    """The `id` of the derived `event` about the fact named by `keys` (a room sid, then a
+    participant sid; an egress id; an ingress id and its publication's `started_at`):
+    `EV_derived_` and 32 hex digits of the SHA-256 of them all. The same fact always gets
+    the same id, on every replica."""
     digest = hashlib.sha256("\x1f".join((event, *keys)).encode()).hexdigest()
     return f"{DERIVED_ID_PREFIX}{digest[:32]}"
 
