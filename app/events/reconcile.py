@@ -3,7 +3,7 @@
 LiveKit's webhook delivery is best effort: an event it cannot deliver (the service down, a
 network partition) is retried for seconds and then dropped, so the store can go on saying
 that a room is live long after it ended. At start-up and every RECONCILE_INTERVAL_SECONDS,
-`reconcile` compares what the stored events say is live (`read_store_view`) with LiveKit's
+`reconcile` compares what the stored events say is live (`read_live`) with LiveKit's
 own state and appends the events that are missing, in LiveKit's shapes:
 
 - `room_finished` for a room the store holds live that LiveKit no longer has, after a
@@ -30,10 +30,11 @@ the time it was observed gone as its `created_at`, LiveKit having none; the `der
 member is what sessions key on to let a real event for the same fact, arriving later,
 take precedence.
 
-Order of reading: the store first, then LiveKit. Whatever LiveKit then lacks ended before
-it was asked, so every derived fact is true; what can happen is a real event still in
-flight for the same fact, so the candidates are checked against the store once more just
-before they are written (`_still_missing`), which leaves only a race of milliseconds.
+Order of reading: what the store holds live first (`read_live`), then LiveKit, then what
+the store has seen of what LiveKit answered (`read_seen`). Whatever LiveKit lacks had ended
+before it was asked, so every derived fact is true; what can happen is a real event still
+in flight for the same fact, so the candidates are checked against the store once more
+just before they are written (`_still_missing`), which leaves only a race of milliseconds.
 
 LiveKit calls per run: `ListRooms` (all rooms), `ListEgress` (active ones), `ListIngress`
 (all, usually one page), then `ListParticipants` only for a room LiveKit has whose
@@ -196,10 +197,36 @@ class StoreView:
 VIEW_EVENTS = (ROOM_STARTED, ROOM_FINISHED, JOINED, *LEFT, *_EGRESS_EVENTS, *_INGRESS_EVENTS)
 
 
-async def read_store_view(store: Store) -> StoreView:
-    """What the stored events say is live (`StoreView`): the rooms, connections and egress
-    events folded as sessions fold them (`app.events.sessions.fold_sessions`). Reads every stored
-    event of `VIEW_EVENTS`. Database errors reach the caller."""
+async def read_live(store: Store) -> StoreView:
+    """What the store holds live (`StoreView` without its `seen` sets: `read_seen` fills
+    them): read before LiveKit is asked, so that what LiveKit then lacks has ended.
+    Database errors reach the caller."""
+    view = await _fold_stored(store)
+    view.started_rooms, view.seen_participants = set(), set()
+    view.seen_egress, view.seen_ingress = set(), set()
+    return view
+
+
+async def read_seen(store: Store, view: StoreView, state: LiveKitState) -> None:
+    """Fill `view`'s `seen` sets for what LiveKit answered in `state` (its rooms and their
+    participants, its egresses and ingresses): read after LiveKit was asked, so that a real
+    event stored meanwhile counts. Database errors reach the caller."""
+    seen = await _fold_stored(store)
+    view.started_rooms, view.seen_participants = seen.started_rooms, seen.seen_participants
+    view.seen_egress, view.seen_ingress = seen.seen_egress, seen.seen_ingress
+
+
+async def read_store_view(store: Store, state: LiveKitState) -> StoreView:
+    """`read_live` then `read_seen`: the whole `StoreView` as of now."""
+    view = await read_live(store)
+    await read_seen(store, view, state)
+    return view
+
+
+async def _fold_stored(store: Store) -> StoreView:
+    """The `StoreView` of every stored event of `VIEW_EVENTS`: the rooms, connections and
+    egress events folded as sessions fold them (`app.events.sessions.fold_sessions`),
+    ingress publications by `_fold_ingress`."""
     rows = await queries.rows_of_types(store, VIEW_EVENTS)
     view = StoreView()
     _fold_ingress(view, [row for row in rows if row.event in _INGRESS_EVENTS])
@@ -500,26 +527,27 @@ async def reconcile(
         if not taken:
             return report
     report.ran = True
-    view = await read_store_view(store)
+    view = await read_live(store)
     state = LiveKitState(rooms=list((await _call(report, lk, "ListRooms", _list_rooms(lk))).rooms))
     try:
         listed = await _call(report, lk, "ListEgress", _list_active_egress(lk))
         state.active_egress = list(listed.items)
     except AppError as exc:
         log.info("reconcile: egress left out (%s)", exc.code)
+    try:
+        state.ingress = await _all_ingress(report, lk)
+    except AppError as exc:
+        log.info("reconcile: ingress left out (%s)", exc.code)
+    await read_seen(store, view, state)
     state.participants = await _participants_of(report, lk, rooms_to_list(view, state.rooms))
     if state.active_egress is not None:
         for egress_id in egress_to_look_up(view, state.active_egress):
             found = await _call(report, lk, "ListEgress", _egress_by_id(lk, egress_id))
             state.looked_up_egress[egress_id] = next(iter(found.items), None)
-    try:
-        state.ingress = await _all_ingress(report, lk)
-    except AppError as exc:
-        log.info("reconcile: ingress left out (%s)", exc.code)
     observed_at = now or dt.datetime.now(dt.UTC)
     candidates = derive(view, state, observed_at)
     if candidates:
-        later = await read_store_view(store)
+        later = await read_store_view(store, state)
         for event in candidates:
             if _still_missing(later, event):
                 _, columns = parse_event(event.body)

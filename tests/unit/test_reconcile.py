@@ -177,7 +177,7 @@ async def test_derived_events_stored_read_back_as_the_store_view_and_marked(tmp_
         state = LiveKitState(rooms=[room], participants={"RM_b": [carol]})
         for event in derive(StoreView(), state, NOW) * 2:  # twice: stored once
             await store.events.insert(parse_event(event.body)[1])
-        view = await read_store_view(store)
+        view = await read_store_view(store, state)
         assert view.started_rooms == {"RM_b"} and view.seen_participants == {"PA_3"}
         assert view.connected["RM_b"]["PA_3"] == StoredParticipant("PA_3", "carol", "Carol", T0 + 1)
         assert derive(view, state, NOW) == []  # nothing is missing any more
@@ -185,10 +185,10 @@ async def test_derived_events_stored_read_back_as_the_store_view_and_marked(tmp_
         assert stored.derived is not None and stored.derived.by == DERIVED_BY
         assert stored.derived.observed_at == NOW
         assert len(await store.events.find(filters={})) == 2
-        finished = derive(view, LiveKitState(rooms=[]), NOW)
-        for event in finished:
+        gone = LiveKitState(rooms=[])
+        for event in derive(view, gone, NOW):
             await store.events.insert(parse_event(event.body)[1])
-        after = await read_store_view(store)
+        after = await read_store_view(store, gone)
         assert after.live_rooms == {} and after.connected == {}
     finally:
         await store.aclose()
@@ -252,14 +252,16 @@ async def test_stored_ingress_publications_read_back_as_the_store_view(tmp_path)
     await store.migrate()
     try:
         publishing = ingress(IngressState.Status.ENDPOINT_PUBLISHING, T0 + 40)
-        (started,) = derive(StoreView(), LiveKitState(rooms=[], ingress=[publishing]), NOW)
+        state = LiveKitState(rooms=[], ingress=[publishing])
+        (started,) = derive(StoreView(), state, NOW)
         await store.events.insert(parse_event(started.body)[1])
-        view = await read_store_view(store)
+        view = await read_store_view(store, state)
         key = ("IN_1", (T0 + 40) * 1_000_000_000)
         assert view.seen_ingress == {key} and view.active_ingress == {key: publishing}
-        (ended,) = derive(view, LiveKitState(rooms=[], ingress=[]), NOW)
+        gone = LiveKitState(rooms=[], ingress=[])
+        (ended,) = derive(view, gone, NOW)
         await store.events.insert(parse_event(ended.body)[1])
-        after = await read_store_view(store)
+        after = await read_store_view(store, gone)
         assert after.active_ingress == {} and after.seen_ingress == {key}
     finally:
         await store.aclose()
