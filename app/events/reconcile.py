@@ -80,20 +80,11 @@ from livekit.protocol.webhook import WebhookEvent
 
 from app.core import metrics
 from app.core.errors import AppError, NotFound
-from app.events.sessions import (
-    JOINED,
-    LEFT,
-    ROOM_FINISHED,
-    ROOM_STARTED,
-    StoredSessionEvent,
-    fold_sessions,
-)
 from app.livekit.gateway import LiveKit
 from app.livekit.webhook_verification import parse_event
 from app.store import leases
 from app.store import live as queries
 from app.store.engine import Store
-from schemas.protojson import from_livekit_json
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +109,6 @@ _TERMINAL_EGRESS = frozenset(
         EgressStatus.EGRESS_LIMIT_REACHED,
     }
 )
-_EGRESS_EVENTS = ("egress_started", "egress_updated", "egress_ended")
-_INGRESS_EVENTS = ("ingress_started", "ingress_ended")
 #: An ingress LiveKit counts as live: publishing, or buffering between two publications
 #: (LiveKit sends `ingress_started` on publishing and `ingress_ended` on inactive, error or
 #: complete: livekit-server's `IOInfoService.UpdateIngressState`).
@@ -193,27 +182,48 @@ class StoreView:
     seen_ingress: set[tuple[str, int]] = field(default_factory=set)
 
 
-#: The event types `read_store_view` reads.
-VIEW_EVENTS = (ROOM_STARTED, ROOM_FINISHED, JOINED, *LEFT, *_EGRESS_EVENTS, *_INGRESS_EVENTS)
-
-
 async def read_live(store: Store) -> StoreView:
     """What the store holds live (`StoreView` without its `seen` sets: `read_seen` fills
-    them): read before LiveKit is asked, so that what LiveKit then lacks has ended.
-    Database errors reach the caller."""
-    view = await _fold_stored(store)
-    view.started_rooms, view.seen_participants = set(), set()
-    view.seen_egress, view.seen_ingress = set(), set()
+    them), from the session projections (`app.store.live.live`): read before LiveKit is
+    asked, so that what LiveKit then lacks has ended. Database errors reach the caller."""
+    rows = await queries.live(store)
+    view = StoreView()
+    for row in rows.rooms:
+        view.live_rooms[row.session_id] = StoredRoom(
+            row.session_id, row.room_name, _seconds(row.created_at)
+        )
+    for row in rows.participants:
+        view.connected.setdefault(row.session_id, {})[row.participant_sid] = StoredParticipant(
+            row.participant_sid, row.identity, row.name, _seconds(row.joined_at)
+        )
+    for row in rows.egress:
+        view.active_egress[row.egress_id] = StoredEgress(
+            row.egress_id, row.session_id, row.room_name
+        )
+    for row in rows.ingress:
+        state = IngressState(started_at=int(row.started_ns), room_id=row.session_id)
+        view.active_ingress[(row.ingress_id, int(row.started_ns))] = IngressInfo(
+            ingress_id=row.ingress_id,
+            room_name=row.room_name,
+            participant_identity=row.participant_identity,
+            state=state,
+        )
     return view
 
 
 async def read_seen(store: Store, view: StoreView, state: LiveKitState) -> None:
     """Fill `view`'s `seen` sets for what LiveKit answered in `state` (its rooms and their
-    participants, its egresses and ingresses): read after LiveKit was asked, so that a real
-    event stored meanwhile counts. Database errors reach the caller."""
-    seen = await _fold_stored(store)
-    view.started_rooms, view.seen_participants = seen.started_rooms, seen.seen_participants
-    view.seen_egress, view.seen_ingress = seen.seen_egress, seen.seen_ingress
+    participants, its egresses and ingresses; `app.store.live.seen`): read after LiveKit
+    was asked, so that a real event stored meanwhile counts. Database errors reach the
+    caller."""
+    seen = await queries.seen(
+        store,
+        room_sids=[room.sid for room in state.rooms],
+        egress_ids=[info.egress_id for info in state.active_egress or ()],
+        ingress_ids=[info.ingress_id for info in state.ingress or ()],
+    )
+    view.started_rooms, view.seen_participants = seen.started_rooms, seen.participants
+    view.seen_egress, view.seen_ingress = seen.egress, seen.ingress
 
 
 async def read_store_view(store: Store, state: LiveKitState) -> StoreView:
@@ -223,66 +233,8 @@ async def read_store_view(store: Store, state: LiveKitState) -> StoreView:
     return view
 
 
-async def _fold_stored(store: Store) -> StoreView:
-    """The `StoreView` of every stored event of `VIEW_EVENTS`: the rooms, connections and
-    egress events folded as sessions fold them (`app.events.sessions.fold_sessions`),
-    ingress publications by `_fold_ingress`."""
-    rows = await queries.rows_of_types(store, VIEW_EVENTS)
-    view = StoreView()
-    _fold_ingress(view, [row for row in rows if row.event in _INGRESS_EVENTS])
-    events = [StoredSessionEvent.from_row(row) for row in rows if row.event not in _INGRESS_EVENTS]
-    for sid, fold in fold_sessions(events).items():
-        name = fold.room_name[1] if fold.room_name else ""
-        created = int(fold.created_at.timestamp()) if fold.created_at else 0
-        if fold.anchored:
-            view.started_rooms.add(sid)
-        live = fold.ended_at is None
-        if live:
-            view.live_rooms[sid] = StoredRoom(sid, name, created)
-        for identity, seen in fold.identities.items():
-            for connection in seen.connections.values():
-                view.seen_participants.add(connection.sid)
-                if live and connection.left_at is None:
-                    joined = int(connection.joined_at.timestamp()) if connection.joined_at else 0
-                    view.connected.setdefault(sid, {})[connection.sid] = StoredParticipant(
-                        connection.sid, identity, seen.name[1] if seen.name else "", joined
-                    )
-    _fold_egress(view, events)
-    return view
-
-
-def _fold_ingress(view: StoreView, rows: Iterable[Any]) -> None:
-    """Ingress publications started, and those not ended (`StoreView`)."""
-    ended: set[tuple[str, int]] = set()
-    for row in rows:
-        info = from_livekit_json(json.loads(row.body), WebhookEvent).ingress_info
-        if not info.ingress_id:
-            continue
-        key = (info.ingress_id, info.state.started_at)
-        if row.event == "ingress_ended":
-            ended.add(key)
-        else:
-            view.seen_ingress.add(key)
-            view.active_ingress[key] = info
-    for key in ended:
-        view.active_ingress.pop(key, None)
-
-
-def _fold_egress(view: StoreView, events: Iterable[StoredSessionEvent]) -> None:
-    """Egress ids seen, and those with no terminal event (whatever their room)."""
-    ended: set[str] = set()
-    for event in events:
-        info = event.payload.egress_info
-        if event.event not in _EGRESS_EVENTS or not info.egress_id:
-            continue
-        view.seen_egress.add(info.egress_id)
-        if event.event == "egress_ended" or info.status in _TERMINAL_EGRESS:
-            ended.add(info.egress_id)
-        view.active_egress.setdefault(
-            info.egress_id, StoredEgress(info.egress_id, info.room_id, info.room_name)
-        )
-    for egress_id in ended:
-        view.active_egress.pop(egress_id, None)
+def _seconds(moment: dt.datetime | None) -> int:
+    return int(moment.timestamp()) if moment is not None else 0
 
 
 # --- what LiveKit says, and what follows ---------------------------------------------------

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.errors import DATABASE_ERRORS, is_unavailable
+from app.store.projections import delete_sessions_received_before
 from app.store.tables import webhook_events
 
 if TYPE_CHECKING:
@@ -229,9 +230,12 @@ class EventRepository:
             return list((await session.execute(query.limit(limit))).all())
 
     async def delete_received_before(self, cutoff: dt.datetime) -> int:
-        """Delete events received before `cutoff`; returns how many were deleted."""
+        """Delete events received before `cutoff`; returns how many were deleted. In the
+        same transaction, the sessions with such an event leave the projections whole
+        (`app.store.projections.delete_sessions_received_before`)."""
         statement = sa.delete(webhook_events).where(webhook_events.c.received_at < cutoff)
         async with self.store.db_session.begin() as session:
+            await delete_sessions_received_before(session, cutoff)
             result = await session.execute(statement)
             return int(getattr(result, "rowcount", 0) or 0)
 

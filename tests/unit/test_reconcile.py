@@ -29,6 +29,8 @@ from app.events.webhooks import get_event
 from app.livekit.webhook_verification import parse_event
 from app.store import leases
 from app.store.engine import Store
+from tests.components import post_webhooks as post
+from tests.conftest import auth
 
 NOW = dt.datetime(2026, 12, 8, 2, 0, 0, tzinfo=dt.UTC)
 T0 = 1_790_000_000
@@ -257,11 +259,56 @@ async def test_stored_ingress_publications_read_back_as_the_store_view(tmp_path)
         await store.events.insert(parse_event(started.body)[1])
         view = await read_store_view(store, state)
         key = ("IN_1", (T0 + 40) * 1_000_000_000)
-        assert view.seen_ingress == {key} and view.active_ingress == {key: publishing}
+        assert view.seen_ingress == {key} and set(view.active_ingress) == {key}
+        assert view.active_ingress[key].room_name == "standup"
         gone = LiveKitState(rooms=[], ingress=[])
         (ended,) = derive(view, gone, NOW)
         await store.events.insert(parse_event(ended.body)[1])
-        after = await read_store_view(store, gone)
+        after = await read_store_view(store, state)  # seen: of the ingresses LiveKit lists
         assert after.active_ingress == {} and after.seen_ingress == {key}
     finally:
         await store.aclose()
+
+
+async def test_a_real_event_arriving_after_the_derived_one_wins_in_sessions(app_client):
+    room = {"sid": "RM_p", "name": "precedence", "creationTime": str(T0)}
+    alice = {"sid": "PA_p", "identity": "alice", "joinedAt": str(T0 + 1)}
+
+    def real(event_id: str, kind: str, offset: int, **extra: object) -> dict:
+        return {"id": event_id, "event": kind, "createdAt": str(T0 + offset), "room": room, **extra}
+
+    async with app_client("http://127.0.0.1:9") as http:
+        store = http.app.state.store
+        await post(
+            http,
+            [
+                real("EV_1", "room_started", 0),
+                real("EV_2", "participant_joined", 1, participant=alice),
+            ],
+        )
+        # LiveKit no longer has the room: both ends are derived, observed ten minutes on
+        observed = dt.datetime.fromtimestamp(T0 + 600, dt.UTC)
+        gone = LiveKitState(rooms=[])
+        for event in derive(await read_store_view(store, gone), gone, observed):
+            await store.events.insert(parse_event(event.body)[1])
+
+        async def session() -> dict:
+            response = await http.get("/v1/sessions/RM_p", headers=auth("admin"))
+            assert response.status_code == 200, response.text
+            return response.json()
+
+        at = dt.datetime.fromisoformat
+        derived = await session()
+        assert at(derived["end_time"]).timestamp() == T0 + 600
+        assert at(derived["participants"][0]["left_at"]).timestamp() == T0 + 600
+        # LiveKit's own events for the same facts arrive after all (an earlier time): they win
+        await post(
+            http,
+            [
+                real("EV_3", "participant_left", 30, participant=alice),
+                real("EV_4", "room_finished", 40),
+            ],
+        )
+        final = await session()
+        assert at(final["end_time"]).timestamp() == T0 + 40
+        assert at(final["participants"][0]["left_at"]).timestamp() == T0 + 30
