@@ -37,7 +37,7 @@ from app.settings import Settings, get_settings
 from app.store.engine import Store, run_periodically
 from app.streams import EventFollower
 from app.webhooks import RETENTION_INTERVAL_SECONDS, purge_expired_events
-from routers import console, health, sessions, tokens, webhooks, whoami
+from routers import console, health, sessions, tokens, usage, webhooks, whoami
 from routers.direct import DirectRoute, DirectRoutesMiddleware
 
 
@@ -167,7 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _routers() -> list[APIRouter]:
     """The routers `create_app` includes, in order (the order of /openapi.json's paths):
     health, tokens and webhooks, each LiveKit service's in `app.services.LIVEKIT_SERVICES`,
-    then sessions, whoami and the console."""
+    then sessions, usage, whoami and the console."""
     services: list[APIRouter] = [
         importlib.import_module(service.router).router for service in LIVEKIT_SERVICES
     ]
@@ -177,6 +177,7 @@ def _routers() -> list[APIRouter]:
         webhooks.router,
         *services,
         sessions.router,
+        usage.router,
         whoami.router,
         console.router,
     ]
