@@ -12,8 +12,9 @@ The rules
       rows). Agents count as participants.
     - `peak_concurrent_participants`: the most participant and SIP connections open at one
       instant of the key's slice (a leave and a join at the same instant do not overlap).
-    - `sessions`: room sessions whose life (creation to end, or now) overlaps the key's
-      slice; by identity, the sessions that identity was connected in within the window.
+    - `sessions`: room sessions whose life (creation to end, or now; at least an instant)
+      overlaps the key's slice; by identity, the sessions that identity was connected in
+      within the window.
     - `egress_minutes` by egress type (`room_composite`, `web`, `participant`,
       `track_composite`, `track`), from start to end (now while active); egress have no
       identity, so grouped by identity they are not counted. `ingress_minutes` from each
@@ -42,6 +43,9 @@ SIP = int(ParticipantInfo.Kind.SIP)
 #: Participant kinds whose time is counted elsewhere (egress and ingress minutes).
 NOT_PARTICIPANTS = frozenset({int(ParticipantInfo.Kind.EGRESS), int(ParticipantInfo.Kind.INGRESS)})
 DAY = dt.timedelta(days=1)
+#: How long a room session that ended before it began (LiveKit stamps `room_finished` in
+#: whole seconds, the room's creation in milliseconds) lasts for counting `sessions`.
+INSTANT = dt.timedelta(microseconds=1)
 
 
 def day_pieces(a: dt.datetime, b: dt.datetime) -> Iterator[tuple[str, dt.datetime, dt.datetime]]:
@@ -151,7 +155,10 @@ async def usage_report(
             if by == "identity":
                 bucket.sessions.add(row.session_id)
     for row in rooms:
-        for bucket, _, _ in usage.pieces(row.room_name, _begun(row), row.ended_at or now):
+        # a life shorter than LiveKit's clocks can tell (ended before begun) is an instant
+        begun = _begun(row)
+        ended = max(row.ended_at or now, begun + INSTANT)
+        for bucket, _, _ in usage.pieces(row.room_name, begun, ended):
             bucket.sessions.add(row.session_id)
     if by != "identity":
         for row in egress:

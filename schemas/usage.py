@@ -10,14 +10,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 #: The longest window one request may cover (days).
 MAX_USAGE_DAYS = 400
+#: The window lies within these years (a day past it is still a date).
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
 
 UsageGrouping = Literal["day", "room", "identity"]
 
 
 class UsageQuery(BaseModel):
     """`GET /v1/usage` query: the window `[start, end)` (a time without zone is UTC; at most
-    `MAX_USAGE_DAYS` days), grouped by UTC day, room name or participant identity, of one
-    `room_name` when given."""
+    `MAX_USAGE_DAYS` days, between `EARLIEST` and `LATEST`), grouped by UTC day, room name
+    or participant identity, of one `room_name` when given."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -32,6 +35,8 @@ class UsageQuery(BaseModel):
         self.end = _utc(self.end)
         if self.end <= self.start:
             raise ValueError("end must be after start")
+        if self.start < EARLIEST or self.end > LATEST:
+            raise ValueError("the window must lie between 1970 and 9999")
         if self.end - self.start > dt.timedelta(days=MAX_USAGE_DAYS):
             raise ValueError(f"the window may cover at most {MAX_USAGE_DAYS} days")
         return self
