@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.deps import SessionsReadCaller, StoreDep
-from app.usage import usage_report
+from app.events.usage import usage_report
+from app.http.deps import SessionsReadCaller, StoreDep
 from schemas.problems import problems
 from schemas.usage import UsageQuery, UsageReport
 

@@ -15,7 +15,7 @@ from typing import Any
 from livekit.protocol.egress import EgressStatus
 from livekit.protocol.webhook import WebhookEvent
 
-from app.projections import (
+from app.store.projection_facts import (
     EGRESS_EVENTS,
     JOINED,
     LEFT,

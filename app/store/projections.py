@@ -1,12 +1,13 @@
 """The session projections (`sessions`, `session_participants`, `session_egress`,
-`session_ingress`): one upsert per fact of each stored event (`app.projections.facts_of`),
-run in the event's own transaction (`write_projections`, an `EventWriter`), their rebuild
-from the stored events, their share of the retention purge, and the indexed reads of
-sessions and usage. Database errors reach the caller (`app.store.errors`).
+`session_ingress`): one upsert per fact of each stored event
+(`app.store.projection_facts.facts_of`), run in the event's own transaction
+(`write_projections`, an `EventWriter`), their rebuild from the stored events, their share
+of the retention purge, and the indexed reads of sessions and usage. Database errors reach
+the caller (`app.store.errors`).
 
 Each column merges by a commutative, idempotent rule written in SQL (`ON CONFLICT DO
 UPDATE` with `CASE`), so events applied in any order, repeated, or by two replicas at once
-converge on one row, with no read before the write (the rules: `app.projections`).
+converge on one row, with no read before the write (the rules: `app.store.projection_facts`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.projections import (
+from app.store.projection_facts import (
     NO_STAMP,
     EgressFact,
     IngressFact,
@@ -391,7 +392,7 @@ async def egress_of(store: Store, session_ids: Sequence[str]) -> list[Any]:
         return list((await session.execute(query)).all())
 
 
-# --- usage (`app.usage`) -----------------------------------------------------------------
+# --- usage (`app.events.usage`) ----------------------------------------------------------
 
 
 async def participants_overlapping(

@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from app.devserver import PROJECT_ROOT, ManagedProcess
+from app.core.devserver import PROJECT_ROOT, ManagedProcess
 from tests.participants import wait_for
 
 WORKER_SCRIPT = Path(__file__).with_name("echo_worker.py")
@@ -84,8 +83,3 @@ class AgentWorker:
                 f"no job in {room!r}: {self.records()}\n{self.process.log_tail()}"
             ) from exc
         return self.jobs(room)[0]
-
-
-def unique(prefix: str) -> str:
-    """A name no other test uses: `prefix` plus a time-based suffix."""
-    return f"{prefix}-{time.monotonic_ns():x}"

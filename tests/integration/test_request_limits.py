@@ -13,9 +13,15 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from app.middleware import MAX_BODY_BYTES, MAX_HEADER_BLOCK_BYTES, MAX_HEADER_BYTES, MAX_HEADERS
+from app.http.middleware import (
+    MAX_BODY_BYTES,
+    MAX_HEADER_BLOCK_BYTES,
+    MAX_HEADER_BYTES,
+    MAX_HEADERS,
+)
 from tests.components import LiveService, signed_webhook, webhook_body
 from tests.conftest import API_KEY, API_SECRET, auth, serving
+from tests.helpers import assert_problem
 
 UNUSED_LIVEKIT = "http://127.0.0.1:9"  # nothing here calls LiveKit before refusing
 
@@ -39,15 +45,6 @@ def service(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[LiveSe
 async def http(service: LiveService) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
         yield client
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert (body["status"], body["code"]) == (status, code)
-    assert body["request_id"] == response.headers["x-request-id"]
-    return body
 
 
 # --- bodies --------------------------------------------------------------------------------
@@ -269,7 +266,7 @@ async def test_an_invalid_request_id_is_replaced(http, given):
 
 
 async def test_an_unexpected_exception_is_a_problem_500_logged_and_counted(http, caplog):
-    with caplog.at_level(logging.ERROR, logger="app.problems"):
+    with caplog.at_level(logging.ERROR, logger="app.http.problems"):
         response = await http.get("/v1/test-boom", headers={"X-Request-ID": "boom-1"})
     problem = assert_problem(response, 500, "internal_error")
     assert problem["request_id"] == "boom-1"

@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app.devserver import ManagedProcess
+from app.core.devserver import ManagedProcess
 from tests.conftest import auth
-from tests.media.conftest import poll
+from tests.helpers import poll
 
 pytestmark = pytest.mark.integration
 

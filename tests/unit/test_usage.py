@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from app.events.usage import usage_report
 from app.store.engine import Store
-from app.usage import usage_report
 from schemas.usage import UsageQuery
 from tests.components import post_webhooks as post
 from tests.conftest import auth
@@ -244,7 +244,7 @@ def test_usage_equals_the_minutes_computed_plainly(tmp_path_factory, life) -> No
 
 
 def test_a_connection_across_midnight_is_split_at_it() -> None:
-    from app.usage import day_pieces
+    from app.events.usage import day_pieces
 
     pieces = list(
         day_pieces(MIDNIGHT - dt.timedelta(minutes=10), MIDNIGHT + dt.timedelta(minutes=5))
