@@ -1,8 +1,8 @@
 """Session analytics (contract: Sessions), read from the session projections
 (`app.store.projections`), which every stored event updates in its own transaction by
-order-independent rules (`app.store.projection_facts`): the answer is a function of the
-set of stored events only, the same whatever order they arrived in, however often one was
-repeated, and on every replica. A derived event (reconciliation) counts like any other, but a real
+order-independent rules (`app.store.projection_facts`): the answer is a function of the set
+of stored events only, the same whatever order they arrived in, however often one was repeated, and
+on every replica. A derived event (reconciliation) counts like any other, but a real
 event's time or name always wins over a derived one for the same value.
 
 A session is one life of a room: LiveKit's room sid is its `session_id`. It is listed once

@@ -390,3 +390,86 @@ async def egress_of(store: Store, session_ids: Sequence[str]) -> list[Any]:
     query = sa.select(table).where(table.c.session_id.in_(sorted(set(session_ids))))
     async with store.db_session() as session:
         return list((await session.execute(query)).all())
+
+
+# --- usage (`app.events.usage`) ----------------------------------------------------------
+
+
+async def participants_overlapping(
+    store: Store, start: dt.datetime, end: dt.datetime, room_name: str | None
+) -> list[Any]:
+    """The participant sessions that may overlap `[start, end)`, each with its session's
+    `room_name`, `created_at`, `first_event_at` and `ended_at` (a connection with no join
+    or leave of its own spans its room's life): those that joined before `end` (or gave no
+    join) and left at or after `start` (or not yet). Read by the indexes on `left_at` and
+    `joined_at`; the caller clips each to the window."""
+    p, s = session_participants, sessions
+    query = (
+        sa.select(
+            p.c.session_id,
+            p.c.participant_sid,
+            p.c.identity,
+            p.c.kind,
+            p.c.joined_at,
+            p.c.left_at,
+            s.c.room_name,
+            s.c.created_at,
+            s.c.first_event_at,
+            s.c.ended_at,
+        )
+        .join(s, s.c.session_id == p.c.session_id)
+        .where(
+            sa.or_(p.c.left_at >= start, p.c.left_at.is_(None)),
+            sa.or_(p.c.joined_at < end, p.c.joined_at.is_(None)),
+        )
+    )
+    if room_name is not None:
+        query = query.where(s.c.room_name == room_name)
+    async with store.db_session() as session:
+        return list((await session.execute(query)).all())
+
+
+async def sessions_overlapping(
+    store: Store, start: dt.datetime, end: dt.datetime, room_name: str | None
+) -> list[Any]:
+    """The room sessions whose life may overlap `[start, end)`: ended at or after `start`
+    (or not yet) and begun before `end`. Read by the index on `ended_at`."""
+    s = sessions
+    begun = sa.func.coalesce(s.c.created_at, s.c.first_event_at)
+    query = sa.select(
+        s.c.session_id, s.c.room_name, s.c.created_at, s.c.first_event_at, s.c.ended_at
+    ).where(sa.or_(s.c.ended_at >= start, s.c.ended_at.is_(None)), begun < end)
+    if room_name is not None:
+        query = query.where(s.c.room_name == room_name)
+    async with store.db_session() as session:
+        return list((await session.execute(query)).all())
+
+
+async def egress_overlapping(
+    store: Store, start: dt.datetime, end: dt.datetime, room_name: str | None
+) -> list[Any]:
+    """The egress that started before `end` and ended at or after `start` (or not yet).
+    Read by the indexes on `ended_at` and `started_at`."""
+    e = session_egress
+    query = sa.select(e).where(
+        e.c.started_at < end, sa.or_(e.c.ended_at >= start, e.c.ended_at.is_(None))
+    )
+    if room_name is not None:
+        query = query.where(e.c.room_name == room_name)
+    async with store.db_session() as session:
+        return list((await session.execute(query)).all())
+
+
+async def ingress_overlapping(
+    store: Store, start: dt.datetime, end: dt.datetime, room_name: str | None
+) -> list[Any]:
+    """The ingress intervals that started before `end` and ended at or after `start` (or
+    not yet). Read by the indexes on `ended_at` and `started_at`."""
+    i = session_ingress
+    query = sa.select(i).where(
+        i.c.started_at < end, sa.or_(i.c.ended_at >= start, i.c.ended_at.is_(None))
+    )
+    if room_name is not None:
+        query = query.where(i.c.room_name == room_name)
+    async with store.db_session() as session:
+        return list((await session.execute(query)).all())

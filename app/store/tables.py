@@ -111,7 +111,31 @@ idempotency_keys = sa.Table(
     sa.Column("response_body", sa.Text(), nullable=True),
 )
 
-# --- session projections (`app.store.projections`; rules: `app.store.projection_facts`) ---
+#: The recordings catalog: one row per file, segment playlist or image series an egress
+#: wrote, from its `egress_ended` event (`app.recordings`). `recording_id` is derived from
+#: the egress id and the result's kind and index, so the same event stored twice (received
+#: and derived) is one row. Listed newest first by `(ended_at, recording_id)`.
+recordings = sa.Table(
+    "recordings",
+    metadata,
+    sa.Column("recording_id", sa.String(64), primary_key=True),
+    sa.Column("egress_id", sa.String(), nullable=False, index=True),
+    sa.Column("session_id", sa.String(), nullable=True),
+    sa.Column("room_name", sa.String(), nullable=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("location", sa.Text(), nullable=False),
+    sa.Column("filename", sa.Text(), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger(), nullable=False),
+    sa.Column("duration_seconds", sa.Float(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=True),
+    sa.Column("ended_at", UTCDateTime(), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Index(None, "ended_at", "recording_id"),
+    sa.Index(None, "room_name", "ended_at", "recording_id"),
+    sa.Index(None, "session_id", "ended_at", "recording_id"),
+)
+
+# --- session projections (`app.store.projections`; merge rules: `app.store.projection_facts`)
 #
 # Each row is the merge of every stored event that names it, kept in the event's own
 # transaction (`EventRepository.add_writer`). A value that a later event may replace keeps

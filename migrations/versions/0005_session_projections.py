@@ -4,7 +4,7 @@
 (`app.store.projections.rebuild_sync`).
 
 Revision ID: 0005
-Revises: 0004
+Revises: 0007
 Create Date: 2026-12-08
 """
 
@@ -19,7 +19,7 @@ from app.store.projections import rebuild_sync
 from app.store.tables import UTCDateTime
 
 revision: str = "0005"
-down_revision: str | None = "0004"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

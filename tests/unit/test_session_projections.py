@@ -267,15 +267,15 @@ async def test_rebuild_gives_the_same_rows(tmp_path) -> None:
         assert await _all_rows(store) == before
         # migration 0005 builds them for a store that had events before it
         async with store.engine.begin() as connection:
-            await connection.run_sync(_downgrade_to_0004)
+            await connection.run_sync(_downgrade_to_before_0005)
         await store.migrate()
         assert await _all_rows(store) == before
     finally:
         await store.aclose()
 
 
-def _downgrade_to_0004(connection: Any) -> None:
-    command.downgrade(alembic_config(connection), "0004")
+def _downgrade_to_before_0005(connection: Any) -> None:
+    command.downgrade(alembic_config(connection), "0007")
 
 
 async def _all_rows(store: Store) -> dict[str, list[Any]]:
