@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from app.livekit.gateway import LiveKit
 from app.store.engine import Store
 from tests.components import LiveService, sse_events
 from tests.conftest import API_KEY, API_SECRET, auth, make_settings
+from tests.helpers import unique
 from tests.participants import fetch_token, joined, wait_for
 
 pytestmark = pytest.mark.integration
@@ -90,7 +90,7 @@ async def test_what_livekit_could_not_deliver_while_the_service_was_down_is_deri
     own_livekit, tmp_path
 ):
     livekit, port = own_livekit
-    room_name = f"outage-{secrets.token_hex(4)}"
+    room_name = unique("outage")
     service = start_service(livekit, port, tmp_path)
     try:
         async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
@@ -193,7 +193,7 @@ async def test_a_room_and_participant_the_store_never_saw_appear_with_livekits_t
     own_livekit, tmp_path
 ):
     livekit, port = own_livekit  # it posts no webhooks at all
-    room_name = f"unseen-{secrets.token_hex(4)}"
+    room_name = unique("unseen")
     token = (
         api.AccessToken(API_KEY, API_SECRET)
         .with_identity("carol")
@@ -248,7 +248,7 @@ async def test_the_same_facts_derived_by_two_replicas_at_once_are_stored_once(
     own_livekit, postgres_url, tmp_path
 ):
     livekit, _ = own_livekit
-    room_name = f"twice-{secrets.token_hex(4)}"
+    room_name = unique("twice")
     async with api.LiveKitAPI(livekit.url, API_KEY, API_SECRET) as lk:
         await lk.room.create_room(api.CreateRoomRequest(name=room_name, empty_timeout=300))
         (room,) = (await lk.room.list_rooms(api.ListRoomsRequest(names=[room_name]))).rooms

@@ -6,7 +6,6 @@ result included). Run one at a time (the worker's CPU admission)."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 
 import pytest
 
@@ -15,7 +14,8 @@ from app.events.webhooks import get_event
 from app.livekit.gateway import LiveKit
 from app.store.engine import Store
 from tests.conftest import API_KEY, API_SECRET, auth
-from tests.media.conftest import egress_getter, poll
+from tests.helpers import poll, unique
+from tests.media.conftest import egress_getter
 from tests.media.test_egress_workers import RECORD_SECONDS, _start
 from tests.participants import fetch_token, joined, publish_tone
 
@@ -31,7 +31,7 @@ async def test_an_egress_no_webhook_reported_is_derived_started_then_ended(
     gateway = LiveKit(media_livekit.url, API_KEY, API_SECRET, 10)
     await store.migrate()
     try:
-        room = f"reconcile-egress-{secrets.token_hex(4)}"
+        room = unique("reconcile-egress")
         token = await fetch_token(media_client, room, "alice")
         async with (
             joined(token["server_url"], token["participant_token"]) as participant,
