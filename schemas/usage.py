@@ -43,7 +43,10 @@ class UsageQuery(BaseModel):
 
 
 def _utc(when: dt.datetime) -> dt.datetime:
-    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+    try:
+        return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+    except OverflowError:  # an offset that takes the time past year 1 or 9999
+        raise ValueError("the window must lie between 1970 and 9999") from None
 
 
 class UsageItem(BaseModel):

@@ -248,21 +248,28 @@ def _ingress_values(fact: IngressFact) -> dict[str, Any]:
 def projection_statements(dialect: str, rows: Iterable[Any]) -> list[tuple[Any, dict[str, Any]]]:
     """The upserts (statement, parameters) that fold the stored events `rows`
     (`webhook_events` columns, as dicts or rows) into the projections, one per fact.
-    Each is run on its own: one statement never touches a row twice."""
+    Each is run on its own: one statement never touches a row twice. They come sorted by
+    table and key (the merge is commutative, so any order gives the same rows), so that
+    two transactions lock shared rows in the same order and never deadlock."""
     upserts = (
         _session_upsert(dialect),
         _participant_upsert(dialect),
         _egress_upsert(dialect),
         _ingress_upsert(dialect),
     )
-    statements: list[tuple[Any, dict[str, Any]]] = []
+    keyed: list[tuple[tuple[Any, ...], int, dict[str, Any]]] = []
     for row in rows:
         facts = facts_of(row)
-        statements += [(upserts[0], _session_values(f)) for f in facts.sessions]
-        statements += [(upserts[1], _participant_values(f)) for f in facts.participants]
-        statements += [(upserts[2], _egress_values(f)) for f in facts.egress]
-        statements += [(upserts[3], _ingress_values(f)) for f in facts.ingress]
-    return statements
+        for f in facts.sessions:
+            keyed.append(((0, f.session_id), 0, _session_values(f)))
+        for p in facts.participants:
+            keyed.append(((1, p.session_id, p.participant_sid), 1, _participant_values(p)))
+        for e in facts.egress:
+            keyed.append(((2, e.session_id, e.egress_id), 2, _egress_values(e)))
+        for i in facts.ingress:
+            keyed.append(((3, i.ingress_id, i.started_ns), 3, _ingress_values(i)))
+    keyed.sort(key=lambda item: item[0])
+    return [(upserts[table], values) for _, table, values in keyed]
 
 
 async def write_projections(session: AsyncSession, rows: list[dict[str, Any]]) -> None:

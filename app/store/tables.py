@@ -58,7 +58,8 @@ SeqType = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 #: they were inserted; `xid` (PostgreSQL only, its default: the writing transaction's id)
 #: orders them for followers (see `app.store.events.EventRepository.follow`); `body` is
 #: the exact JSON LiveKit sent. The index on `(event, created_at)` (migration 0003) reads
-#: one event type in a time window.
+#: one event type in a time window, `(created_at, seq)` (0005) the event list's pages of a
+#: time window (`EventRepository.find(by_time=True)`).
 webhook_events = sa.Table(
     "webhook_events",
     metadata,
@@ -79,6 +80,7 @@ webhook_events = sa.Table(
     sa.Index(None, "egress_id", "seq"),
     sa.Index(None, "ingress_id", "seq"),
     sa.Index(None, "event", "created_at"),
+    sa.Index(None, "created_at", "seq"),
     sqlite_autoincrement=True,
 )
 

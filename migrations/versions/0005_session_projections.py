@@ -1,7 +1,8 @@
 """Session projections: `sessions`, `session_participants`, `session_egress` and
 `session_ingress` (declared in `app.store.tables`), kept with each stored event from now on
 (`app.store.projections`), and built here from the events already stored, in batches
-(`app.store.projections.rebuild_sync`).
+(`app.store.projections.rebuild_sync`); and the index on `webhook_events (created_at, seq)`
+that pages the event list within a time window.
 
 Revision ID: 0005
 Revises: 0007
@@ -158,9 +159,12 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_session_ingress_started_at"), "session_ingress", ["started_at"], unique=False
     )
+    # the event list's pages of a time window (`EventRepository.find(by_time=True)`)
+    op.create_index("ix_webhook_events_created_at_seq", "webhook_events", ["created_at", "seq"])
     rebuild_sync(op.get_bind())
 
 
 def downgrade() -> None:
+    op.drop_index("ix_webhook_events_created_at_seq", table_name="webhook_events")
     for table in reversed(_TABLES):
         op.drop_table(table)
