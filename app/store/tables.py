@@ -225,6 +225,7 @@ session_egress = sa.Table(
     sa.Index(None, "egress_id"),
     sa.Index(None, "started_at"),
     sa.Index(None, "ended_at"),
+    sa.Index(None, "status_rank"),  # the egresses not yet ended (migration 0008)
 )
 
 #: One row per active interval of an ingress (`started_ns`: `IngressState.started_at`, in

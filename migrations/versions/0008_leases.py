@@ -1,5 +1,6 @@
 """Leases of the jobs one replica at a time runs (`leases`; see `app.store.leases`), first
-the reconciliation with LiveKit's state (`app.events.reconcile`).
+the reconciliation with LiveKit's state (`app.events.reconcile`), and the index by which
+it finds the egresses not yet ended (`session_egress.status_rank`).
 
 Revision ID: 0008
 Revises: 0005
@@ -27,7 +28,9 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name", name="pk_leases"),
     )
+    op.create_index("ix_session_egress_status_rank", "session_egress", ["status_rank"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_session_egress_status_rank", "session_egress")
     op.drop_table("leases")

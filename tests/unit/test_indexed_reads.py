@@ -1,6 +1,6 @@
-"""Sessions, usage and the event list read by index: every statement they run on a store
-with events is planned by SQLite as an index search or a primary-key lookup, never a scan
-of a whole table (`EXPLAIN QUERY PLAN`), for each filter of the contract."""
+"""Sessions, usage, the event list and the reconciliation read by index: every statement
+they run on a store with events is planned by SQLite as an index search or a primary-key
+lookup, never a scan of a whole table (`EXPLAIN QUERY PLAN`), for each filter of the contract."""
 
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from livekit.protocol.egress import EgressInfo
+from livekit.protocol.ingress import IngressInfo, IngressState
+from livekit.protocol.models import Room
 
+from app.events.reconcile import LiveKitState, read_store_view
 from app.events.sessions import get_session, list_sessions
 from app.events.usage import usage_report
 from app.events.webhooks import list_events
@@ -91,4 +95,17 @@ async def test_every_event_filter_reads_by_index(store: Store, filters: dict[str
     statements = _capture(store)
     await list_events(store, EventQuery(**filters))
     assert statements
+    assert await _scans(store, statements) == []
+
+
+async def test_the_reconciliation_reads_by_index(store: Store) -> None:
+    statements = _capture(store)
+    started_ns = T0 * 1_000_000_000
+    livekit = LiveKitState(
+        rooms=[Room(sid="RM_life", name="standup")],
+        active_egress=[EgressInfo(egress_id="EG_1")],
+        ingress=[IngressInfo(ingress_id="IN_1", state=IngressState(started_at=started_ns))],
+    )
+    await read_store_view(store, livekit)
+    assert len(statements) >= 7
     assert await _scans(store, statements) == []
