@@ -1,8 +1,9 @@
 """What the projections say is live, and what they have seen, read for the reconciliation
 with LiveKit (`app.events.reconcile`): `live` reads the room sessions with no end, their
 participant sessions with no leave, the egresses with no terminal status and the ingress
-intervals with no end (each through its index on the end column); `seen` reads, for the
-keys LiveKit answered, which the store already knows. Database errors reach the caller
+intervals with no end (each through an index: on the end column, on `status_rank` for
+egress); `seen` reads, for the keys LiveKit answered, which the store already knows (by
+primary key, or `webhook_events`' index on `egress_id`). Database errors reach the caller
 (`app.store.errors`).
 """
 
