@@ -2,7 +2,8 @@
 (request ids, access log, header and body limits, authentication before the body), the
 routers, the problem+json handlers of `app.http.problems`, and the lifespan that owns the
 LiveKit gateway, the HTTP client, the rate limiter and the store (migrated at start-up,
-with its housekeeping tasks, kept in `app.state.housekeeping`) and closes them."""
+with its housekeeping tasks and the reconciliation with LiveKit, kept in
+`app.state.housekeeping`) and closes them."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from starlette.types import ASGIApp
 from app.auth.callers import EndUserVerifier
 from app.config.settings import Settings, get_settings
 from app.core.logs import configure_logging_once
+from app.events.reconcile import Reconciler
 from app.events.recordings import RETENTION_INTERVAL_SECONDS as RECORDINGS_RETENTION_INTERVAL
 from app.events.recordings import RecordingsBucket, catalog_writer, purge_expired_recordings
 from app.events.relay import Relay, outbox_writer, purge_finished_deliveries
@@ -46,6 +48,7 @@ from routers import (
     recordings,
     sessions,
     tokens,
+    usage,
     webhook_endpoints,
     webhooks,
     whoami,
@@ -94,6 +97,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         await store.migrate()
         housekeeping = app.state.housekeeping = _start_housekeeping(store, settings, bucket)
+        if settings.reconcile_interval_seconds > 0:
+            housekeeping.append(_start_reconciler(app, store, settings))
         follower.start()
         relay.start()
         _freeze_startup_heap()
@@ -166,6 +171,15 @@ def _start_housekeeping(
     return tasks
 
 
+def _start_reconciler(app: FastAPI, store: Store, settings: Settings) -> asyncio.Task[None]:
+    """The reconciliation with LiveKit's state (`app.events.reconcile`), now and every
+    RECONCILE_INTERVAL_SECONDS, as `app.state.reconciler`."""
+    interval = settings.reconcile_interval_seconds
+    app.state.reconciler = reconciler = Reconciler(store, app.state.livekit, interval)
+    job = run_periodically("reconcile", interval, reconciler.run)
+    return asyncio.create_task(job, name="reconcile")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The ASGI app. `settings` defaults to the environment's (`get_settings()`).
     The process's logging is configured from them, once (`app.core.logs.configure_logging_once`),
@@ -213,7 +227,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _routers() -> list[APIRouter]:
     """The routers `create_app` includes, in order (the order of /openapi.json's paths):
     health, tokens, webhooks and webhook endpoints, each LiveKit service's in
-    `app.livekit.services.LIVEKIT_SERVICES`, then sessions, recordings, whoami and the
+    `app.livekit.services.LIVEKIT_SERVICES`, then sessions, usage, recordings, whoami and the
     console."""
     services: list[APIRouter] = [
         importlib.import_module(service.router).router for service in LIVEKIT_SERVICES
@@ -225,6 +239,7 @@ def _routers() -> list[APIRouter]:
         webhook_endpoints.router,
         *services,
         sessions.router,
+        usage.router,
         recordings.router,
         whoami.router,
         console.router,

@@ -27,13 +27,23 @@ class WebhookReceipt(BaseModel):
     duplicate: bool
 
 
+class DerivedMarker(BaseModel):
+    """The `derived` member of an event the service appended itself (contract: Webhooks,
+    "Derived events"): `by` what (`reconciliation`), `observed_at` when what it reports was
+    observed in LiveKit's state."""
+
+    by: str
+    observed_at: dt.datetime
+
+
 class StoredEvent(BaseModel):
     """One stored LiveKit webhook event.
 
     `id` and `event` are LiveKit's; `room_name`, `participant_identity`, `egress_id`,
     `ingress_id` are taken from the payload (null when it has none); `created_at` is
     LiveKit's event time (the receive time when LiveKit sent none), `received_at` when this
-    service stored it (both UTC); `payload` is the whole `WebhookEvent`.
+    service stored it (both UTC); `payload` is the whole `WebhookEvent`; `derived` is set on
+    an event the service derived from LiveKit's state instead of receiving it.
     """
 
     id: str
@@ -45,6 +55,7 @@ class StoredEvent(BaseModel):
     created_at: dt.datetime
     received_at: dt.datetime
     payload: WebhookEventModel  # type: ignore[valid-type]
+    derived: DerivedMarker | None = None
 
 
 class EventFilters(BaseModel):

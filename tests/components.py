@@ -454,6 +454,7 @@ class ServiceProcess:
         env = {
             **os.environ,
             "LOG_LEVEL": "warning",
+            "RECONCILE_INTERVAL_SECONDS": "0",  # unless `env` turns it on
             **env,
             "HOST": "127.0.0.1",
             "PORT": str(self.port),

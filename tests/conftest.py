@@ -78,6 +78,8 @@ def make_settings(livekit_url: str, tmp_dir: Path, **overrides: Any) -> Settings
         "database_url": f"sqlite+aiosqlite:///{tmp_dir / 'events.db'}",
         # relay endpoints in the tests are subscribers on loopback (`Subscriber`)
         "webhook_endpoint_allow": ["127.0.0.1"],
+        # off unless a test turns it on: its LiveKit calls and derived events are its own
+        "reconcile_interval_seconds": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     #: How `/v1/token`'s rate limits count hits (`app.http.ratelimits`).
     rate_limit_strategy: Strategy = "fixed-window"
     webhook_retention_days: int = Field(default=30, ge=0)
+    #: Seconds between reconciliations of the stored events with LiveKit's state
+    #: (`app.events.reconcile`); 0 turns them off.
+    reconcile_interval_seconds: float = Field(default=30.0, ge=0)
     #: Seconds a `/readyz` check's result is answered again without probing (`app.core.readiness`).
     readyz_cache_seconds: float = Field(default=2.0, ge=0)
     #: Event streams (`/v1/webhooks/events/stream`) one service key may hold open at once,

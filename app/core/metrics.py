@@ -6,13 +6,16 @@
 - `control_plane_webhook_deliveries_total{outcome}`: relay attempts by outcome (`succeeded`,
   `retried`, `failed`: the last one allowed, `endpoint_gone`: a 410 that disabled it);
 - `control_plane_webhook_delivery_attempt_seconds`: one relay attempt, resolution to response.
+- `control_plane_derived_events_total{event}`, `control_plane_reconcile_livekit_calls_total{method}`
+  and `control_plane_reconcile_last_success_timestamp_seconds`: the reconciliation with
+  LiveKit's state (`app.events.reconcile`).
 """
 
 from __future__ import annotations
 
 import functools
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 REQUESTS = Counter(
     "control_plane_http_requests_total",
@@ -76,3 +79,19 @@ def observe_delivery(outcome: str, seconds: float) -> None:
     """Count one relay attempt that ended with `outcome` after `seconds`."""
     DELIVERIES.labels(outcome).inc()
     DELIVERY_SECONDS.observe(seconds)
+
+
+DERIVED_EVENTS = Counter(
+    "control_plane_derived_events_total",
+    "Events derived from LiveKit's state by the reconciliation and stored, by event type",
+    ["event"],
+)
+RECONCILE_LIVEKIT_CALLS = Counter(
+    "control_plane_reconcile_livekit_calls_total",
+    "LiveKit API calls made by the reconciliation, by method (ListRooms, ListParticipants...)",
+    ["method"],
+)
+RECONCILE_LAST_SUCCESS = Gauge(
+    "control_plane_reconcile_last_success_timestamp_seconds",
+    "Unix time of the end of the last reconciliation run that completed (0: none yet)",
+)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from livekit.protocol.webhook import WebhookEvent
+from pydantic import ValidationError
 
 from app.core.errors import NotFound
 from app.livekit.webhook_verification import (
@@ -30,7 +31,7 @@ from schemas.bridge import to_json
 from schemas.common import Page
 from schemas.credentials import STREAM_KEY_FIELDS
 from schemas.protojson import from_livekit_json
-from schemas.webhooks import EventQuery, StoredEvent, WebhookReceipt
+from schemas.webhooks import DerivedMarker, EventQuery, StoredEvent, WebhookReceipt
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +92,15 @@ def stored_event(row: Any, withheld: frozenset[str] = STREAM_KEY_FIELDS) -> Stor
     with the parser that accepted it), without the `withheld` fields (full protobuf names:
     by default the ingress stream keys of `ingress_info`, which only callers that may write
     ingress see: `app.server_apis.ingress.withheld_from`). The stored body itself is what LiveKit
-    sent.
+    sent; the `derived` member of an event derived from LiveKit's state
+    (`app.events.reconcile`) is shown as `derived`.
     A row this version would refuse (stored by an older one) is served with a payload of its
     `id` and `event` only, and logged: one bad row never breaks a page or a stream."""
+    derived = None
     try:
-        event = from_livekit_json(json.loads(row.body), WebhookEvent)
+        data = json.loads(row.body)
+        event = from_livekit_json(data, WebhookEvent)
+        derived = _derived_marker(data.get("derived"))
         payload = to_json(event, withheld=withheld)
         if has_lone_surrogate(payload):
             raise ValueError("an unpaired surrogate")
@@ -112,7 +117,18 @@ def stored_event(row: Any, withheld: frozenset[str] = STREAM_KEY_FIELDS) -> Stor
         created_at=row.created_at,
         received_at=row.received_at,
         payload=payload,
+        derived=derived,
     )
+
+
+def _derived_marker(value: Any) -> DerivedMarker | None:
+    """The `derived` member of a stored body (`app.reconcile`), None when absent or not one."""
+    if not isinstance(value, dict):
+        return None
+    try:
+        return DerivedMarker.model_validate(value)
+    except ValidationError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -123,26 +139,52 @@ class PageToken(Cursor):
     before_seq: int
 
 
+@dataclass(frozen=True)
+class WindowPageToken(Cursor):
+    """The cursor of the event list in a time window (`since` or `until` given): the
+    `created_at` and store sequence of the last row returned."""
+
+    PREFIX: ClassVar[str] = "ew1:"
+    created_at: dt.datetime
+    before_seq: int
+
+
 async def list_events(
     store: Store, query: EventQuery, *, withheld: frozenset[str] = STREAM_KEY_FIELDS
 ) -> Page[StoredEvent]:
-    """Stored events matching `query`, newest first (by store order), one page at a time,
-    each without the `withheld` fields (`stored_event`).
+    """Stored events matching `query`, newest first, one page at a time, each without the
+    `withheld` fields (`stored_event`). Newest by store order; within a time window
+    (`since` or `until`) by `created_at`, then store order, so the window is read by index.
 
     Raises 400 (`invalid_page_token`), 503 (store unavailable).
     """
-    before = PageToken.decode(query.page_token).before_seq if query.page_token else None
+    by_time = query.since is not None or query.until is not None
+    token_kind = WindowPageToken if by_time else PageToken
+    cursor = token_kind.decode(query.page_token) if query.page_token else None
     with database_errors():
         rows = await store.events.find(
             filters=query.columns(),
             since=query.since,
             until=query.until,
-            before_seq=before,
+            before_seq=cursor.before_seq if isinstance(cursor, PageToken) else None,
+            by_time=by_time,
+            before=(
+                (cursor.created_at, cursor.before_seq)
+                if isinstance(cursor, WindowPageToken)
+                else None
+            ),
             limit=query.limit + 1,
         )
     more = len(rows) > query.limit
     rows = rows[: query.limit]
-    token = PageToken(rows[-1].seq).encode() if more else None
+    last = rows[-1] if more else None
+    token = (
+        None
+        if last is None
+        else WindowPageToken(last.created_at, last.seq).encode()
+        if by_time
+        else PageToken(last.seq).encode()
+    )
     items = [stored_event(r, withheld) for r in rows]
     return Page[StoredEvent](items=items, next_page_token=token)
 

@@ -42,10 +42,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from app.core.errors import UpstreamUnavailable
+from app.core.errors import AppError
 from app.core.readiness import CachedCheck
 from app.store.errors import DATABASE_ERRORS, is_unavailable
 from app.store.events import EventRepository
+from app.store.projections import write_projections
 from app.store.tables import store_probe
 
 # The package's logger: every line of the store keeps one logger name.
@@ -111,6 +112,8 @@ class Store:
         self.db_session = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writable = CachedCheck(self._probe_write)
         self.events = EventRepository(self)
+        # The session projections change with every stored event, on every store.
+        self.events.add_writer(write_projections)
 
     async def migrate(self) -> None:
         """Upgrade the schema to the newest alembic revision (idempotent)."""
@@ -172,18 +175,19 @@ def _not_writable(exc: BaseException) -> str:
 async def run_periodically(
     name: str, interval_seconds: float, job: Callable[[], Awaitable[int]]
 ) -> None:
-    """Run the housekeeping `job` (it returns how many rows it deleted) now and then every
-    `interval_seconds`, until cancelled. A failure (the database down, or anything else) is
-    logged and the job runs again at the next interval: the loop only ends when cancelled."""
+    """Run the housekeeping `job` (it returns how many rows it wrote or deleted) now and then
+    every `interval_seconds`, until cancelled. A failure (the database down, LiveKit
+    failing, or anything else) is logged and the job runs again at the next interval: the
+    loop only ends when cancelled."""
     while True:
         try:
-            deleted = await job()
-            if deleted:
-                log.info("%s: deleted %d rows", name, deleted)
+            changed = await job()
+            if changed:
+                log.info("%s: %d rows written or deleted", name, changed)
         except DATABASE_ERRORS as exc:
             log.warning("%s failed: %s", name, exc.__class__.__name__)
-        except UpstreamUnavailable as exc:
-            log.warning("%s failed: %s", name, exc.__class__.__name__)
+        except AppError as exc:
+            log.warning("%s failed: %s (%s)", name, exc.__class__.__name__, exc.code)
         except Exception:
             log.exception("%s failed unexpectedly", name)
         await asyncio.sleep(interval_seconds)

@@ -2,7 +2,7 @@
 `webhook_deliveries` (see `app.relay`).
 
 Revision ID: 0006
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-08
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0007"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
