@@ -23,6 +23,7 @@ from app.config.settings import Settings, get_settings
 from app.core.logs import configure_logging_once
 from app.events.recordings import RETENTION_INTERVAL_SECONDS as RECORDINGS_RETENTION_INTERVAL
 from app.events.recordings import RecordingsBucket, catalog_writer, purge_expired_recordings
+from app.events.relay import Relay, outbox_writer, purge_finished_deliveries
 from app.events.streams import EventFollower
 from app.events.webhooks import RETENTION_INTERVAL_SECONDS, purge_expired_events
 from app.http.idempotency import PURGE_INTERVAL_SECONDS
@@ -39,15 +40,26 @@ from app.http.request_ids import REQUEST_ID_HEADER
 from app.livekit.gateway import LiveKit
 from app.livekit.services import LIVEKIT_SERVICES
 from app.store.engine import Store, run_periodically
-from routers import console, health, recordings, sessions, tokens, usage, webhooks, whoami
+from routers import (
+    console,
+    health,
+    recordings,
+    sessions,
+    tokens,
+    usage,
+    webhook_endpoints,
+    webhooks,
+    whoami,
+)
 from routers.direct import DirectRoute, DirectRoutesMiddleware
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the LiveKit gateway, the outbound HTTP client, the rate limiter, the store
-    (migrated to the newest schema; see `_start_housekeeping` for its purges) and the event
-    streams' follower (`app.events.streams`); close them.
+    (migrated to the newest schema; see `_start_housekeeping` for its purges), the event
+    streams' follower (`app.events.streams`) and the webhook relay (`app.events.relay`: its
+    outbox writer in every event's transaction, its delivery worker); close them.
     Once started, the start-up heap is kept out of the garbage collector's way
     (`_freeze_startup_heap`)."""
     settings: Settings = app.state.settings
@@ -77,17 +89,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.event_follower = follower = EventFollower(
         store, max_streams_per_key=settings.stream_max_per_key
     )
+    store.events.add_writer(outbox_writer)
+    app.state.relay = relay = Relay(store, app.state.http, settings.endpoint_url_rules)
     housekeeping: list[asyncio.Task[None]] = []
     try:
         await store.migrate()
         housekeeping = app.state.housekeeping = _start_housekeeping(store, settings, bucket)
         follower.start()
+        relay.start()
         _freeze_startup_heap()
         yield
     finally:
         for task in housekeeping:
             task.cancel()
         await asyncio.gather(*housekeeping, return_exceptions=True)
+        await relay.aclose()
         await follower.aclose()
         await store.aclose()
         await app.state.livekit.aclose()
@@ -128,13 +144,18 @@ def _recordings_bucket(settings: Settings) -> RecordingsBucket | None:
 def _start_housekeeping(
     store: Store, settings: Settings, bucket: RecordingsBucket | None
 ) -> list[asyncio.Task[None]]:
-    """Periodic purges: expired idempotency keys every 10 minutes, webhook events past
-    WEBHOOK_RETENTION_DAYS hourly (kept forever when it is 0), and recordings (object and
-    entry) past RECORDINGS_RETENTION_DAYS hourly (kept when it is unset)."""
+    """Periodic purges: expired idempotency keys every 10 minutes, webhook events and the
+    relay's finished deliveries past WEBHOOK_RETENTION_DAYS hourly (kept forever when it is
+    0), and recordings (object and entry) past RECORDINGS_RETENTION_DAYS hourly (kept when it
+    is unset)."""
     jobs = [("idempotency-purge", PURGE_INTERVAL_SECONDS, partial(purge_keys, store))]
     if settings.webhook_retention_days > 0:
         purge_events = partial(purge_expired_events, store, settings.webhook_retention_days)
         jobs.append(("webhook-retention", RETENTION_INTERVAL_SECONDS, purge_events))
+        purge_deliveries = partial(
+            purge_finished_deliveries, store, settings.webhook_retention_days
+        )
+        jobs.append(("delivery-retention", RETENTION_INTERVAL_SECONDS, purge_deliveries))
     if settings.recordings_retention_days:
         days = settings.recordings_retention_days
         purge_recordings = partial(purge_expired_recordings, store, bucket, days)
@@ -192,8 +213,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def _routers() -> list[APIRouter]:
     """The routers `create_app` includes, in order (the order of /openapi.json's paths):
-    health, tokens and webhooks, each LiveKit service's in `app.livekit.services.LIVEKIT_SERVICES`,
-    then sessions, usage, recordings, whoami and the console."""
+    health, tokens, webhooks and webhook endpoints, each LiveKit service's in
+    `app.livekit.services.LIVEKIT_SERVICES`, then sessions, usage, recordings, whoami and the
+    console."""
     services: list[APIRouter] = [
         importlib.import_module(service.router).router for service in LIVEKIT_SERVICES
     ]
@@ -201,6 +223,7 @@ def _routers() -> list[APIRouter]:
         health.router,
         tokens.router,
         webhooks.router,
+        webhook_endpoints.router,
         *services,
         sessions.router,
         usage.router,

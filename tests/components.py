@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import os
 import shutil
 import sys
@@ -348,6 +349,94 @@ class LocalJWKS:
         self._thread.join(timeout=10)
 
 
+class Subscriber:
+    """An app's webhook endpoint over real HTTP on a free loopback port, in a thread: every
+    POST is verified with the `standardwebhooks` library against `secrets` (any of them)
+    and recorded in `received` (`Delivery`s: headers, body, whether it verified), then
+    answered as `respond(delivery)` says: `(status, headers, delay_seconds)`, 204 at once
+    by default. `url` is its base URL; `path` the one to register (`/hook`)."""
+
+    @dataclasses.dataclass
+    class Delivery:
+        """One POST received."""
+
+        path: str
+        headers: dict[str, str]
+        body: bytes
+        verified: bool
+
+    def __init__(self, secrets: list[str] | None = None, tls: Any = None) -> None:
+        """`tls`: an `ssl.SSLContext` to serve HTTPS with (`url` is then `https://localhost`);
+        the server names clients asked for (SNI) are collected in `server_names`."""
+        import http.server
+
+        from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+        self.secrets: list[str] = list(secrets or [])
+        self.received: list[Subscriber.Delivery] = []
+        self.respond: Callable[[Subscriber.Delivery], tuple[int, dict[str, str], float]] = (
+            lambda _delivery: (204, {}, 0.0)
+        )
+        self.release = threading.Event()  # set: any delay ends at once
+        subscriber = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                verified = False
+                for secret in subscriber.secrets:
+                    try:
+                        Webhook(secret).verify(body, headers)
+                        verified = True
+                    except WebhookVerificationError:
+                        continue
+                delivery = Subscriber.Delivery(self.path, headers, body, verified)
+                subscriber.received.append(delivery)
+                status, extra, delay = subscriber.respond(delivery)
+                if delay:
+                    subscriber.release.wait(timeout=delay)
+                self.send_response(status)
+                for name, value in extra.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.server_names: list[str | None] = []
+        port = self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{port}"
+        if tls is not None:
+            tls.sni_callback = lambda _sock, name, _ctx: self.server_names.append(name)
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+            self.url = f"https://localhost:{port}"
+        self.path = f"{self.url}/hook"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> Subscriber:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.release.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+    def event_ids(self) -> list[str]:
+        """The `id` of every event received, in order of arrival."""
+        import json
+
+        return [json.loads(d.body)["id"] for d in self.received]
+
+
 # --- Service processes and signed webhooks (event store tests) -----------------------------
 
 
@@ -383,6 +472,10 @@ class ServiceProcess:
 
     def stop(self) -> None:
         self.process.stop()
+
+    def kill(self) -> None:
+        """SIGKILL the service (a crash: no shutdown of its own)."""
+        self.process.kill()
 
     def log_tail(self) -> str:
         return self.process.log_tail()

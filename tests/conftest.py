@@ -4,7 +4,8 @@ in-process clients with their own settings.
 Service keys available to every test (see `KEYS`): `admin` (all scopes), `reader`
 (`rooms:read`), `issuer` (`tokens:issue`), `events` (`webhooks:read`), `nobody` (none),
 `minter` (`tokens:admin`), `room-writer` (`rooms:write`), `sip-writer` (`sip:write`),
-`ingress-writer` (`ingress:write`), `recordings-reader` (`recordings:read`).
+`ingress-writer` (`ingress:write`), `recordings-reader` (`recordings:read`), `hooks`
+(`webhooks:write`).
 Use `auth("reader")` for the header.
 """
 
@@ -29,7 +30,14 @@ from app.config.settings import Settings
 from app.core.devserver import LocalLiveKit, LocalPostgres
 from app.core.logs import configure_logging
 from app.main import create_app
-from tests.components import LiveService, LocalJWKS, LocalRedis, LocalSeaweedFS, LocalTestServer
+from tests.components import (
+    LiveService,
+    LocalJWKS,
+    LocalRedis,
+    LocalSeaweedFS,
+    LocalTestServer,
+    Subscriber,
+)
 
 API_KEY = "APItestkey"
 API_SECRET = secrets.token_urlsafe(32)
@@ -46,6 +54,7 @@ KEYS: dict[str, tuple[str, list[str]]] = {
     "sip-writer": (secrets.token_urlsafe(32), ["sip:write"]),
     "ingress-writer": (secrets.token_urlsafe(32), ["ingress:write"]),
     "recordings-reader": (secrets.token_urlsafe(32), ["recordings:read"]),
+    "hooks": (secrets.token_urlsafe(32), ["webhooks:write"]),
 }
 
 
@@ -67,6 +76,8 @@ def make_settings(livekit_url: str, tmp_dir: Path, **overrides: Any) -> Settings
         "livekit_api_secret": API_SECRET,
         "service_keys": service_keys(),
         "database_url": f"sqlite+aiosqlite:///{tmp_dir / 'events.db'}",
+        # relay endpoints in the tests are subscribers on loopback (`Subscriber`)
+        "webhook_endpoint_allow": ["127.0.0.1"],
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -160,6 +171,14 @@ def app_client(
                 yield http
 
     return open_client
+
+
+@pytest.fixture
+def subscriber() -> Iterator[Subscriber]:
+    """An app's webhook endpoint on loopback (`Subscriber`), for one test."""
+    server = Subscriber().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ class Scope(StrEnum):
     SIP_WRITE = "sip:write"
     DISPATCH_WRITE = "dispatch:write"
     WEBHOOKS_READ = "webhooks:read"
+    WEBHOOKS_WRITE = "webhooks:write"
     SESSIONS_READ = "sessions:read"
     RECORDINGS_READ = "recordings:read"
     RECORDINGS_WRITE = "recordings:write"
@@ -50,6 +51,7 @@ class Scope(StrEnum):
 #: (contract: "`rooms:write` may read rooms"). `admin` includes every scope.
 IMPLIED_SCOPES: dict[Scope, frozenset[Scope]] = {
     Scope.ROOMS_WRITE: frozenset({Scope.ROOMS_READ}),
+    Scope.WEBHOOKS_WRITE: frozenset({Scope.WEBHOOKS_READ}),
     Scope.RECORDINGS_WRITE: frozenset({Scope.RECORDINGS_READ}),
 }
 

@@ -43,6 +43,7 @@ from app.config.sources import (
     parse_json_or_yaml,
     read_at_path,
 )
+from app.events.endpoint_urls import AddressAllowList, EndpointUrlRules
 from app.http.ratelimits import Strategy
 from app.server_apis.urlpatterns import UrlAllowList
 
@@ -107,6 +108,10 @@ class Settings(BaseSettings):
     recordings_retention_days: int | None = Field(default=None, ge=1)
     #: Seconds a recording's `download_url` stays valid (SigV4 allows at most 7 days).
     recordings_link_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    #: Hosts or CIDRs relay endpoints may resolve to although not global
+    #: (`app.events.endpoint_urls`).
+    webhook_endpoint_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    _webhook_endpoint_allow_list: AddressAllowList = PrivateAttr(default_factory=AddressAllowList)
     host: str = "127.0.0.1"
     port: int = 8000
     #: Proxies whose `X-Forwarded-For`/`-Proto` are believed (comma-separated addresses or
@@ -137,12 +142,15 @@ class Settings(BaseSettings):
             pairs[key] = secret
         return pairs
 
-    @field_validator("cors_allow_origins", "media_url_allow", mode="before")
+    @field_validator(
+        "cors_allow_origins", "media_url_allow", "webhook_endpoint_allow", mode="before"
+    )
     @classmethod
     def _parse_comma_list(cls, value: Any, info: ValidationInfo) -> Any:
         """`a,b` -> `["a", "b"]`, blank entries dropped: CORS origins (`https://a.example`,
-        `*`; a trailing `/` dropped) or MEDIA_URL_ALLOW patterns (see
-        `app.server_apis.urlpatterns`)."""
+        `*`; a trailing `/` dropped), MEDIA_URL_ALLOW patterns (see
+        `app.server_apis.urlpatterns`) or WEBHOOK_ENDPOINT_ALLOW hosts and CIDRs
+        (`app.events.endpoint_urls`)."""
         if isinstance(value, str):
             parts = [part.strip() for part in value.split(",") if part.strip()]
             if info.field_name == "cors_allow_origins":
@@ -210,6 +218,13 @@ class Settings(BaseSettings):
         if parts.path.strip("/") or parts.query or parts.fragment:
             raise ValueError("must be the S3 endpoint's root URL (no path or query)")
         return value
+
+    @model_validator(mode="after")
+    def _parse_webhook_endpoint_allow(self) -> Settings:
+        """WEBHOOK_ENDPOINT_ALLOW's hosts and networks, parsed once; an entry that is
+        neither is a settings error naming it."""
+        self._webhook_endpoint_allow_list = AddressAllowList.parse(self.webhook_endpoint_allow)
+        return self
 
     @model_validator(mode="after")
     def _check_environment(self) -> Settings:
@@ -300,6 +315,14 @@ class Settings(BaseSettings):
             if key != self.api_key
         }
         return {self.api_key: self.api_secret, **extra}
+
+    @property
+    def endpoint_url_rules(self) -> EndpointUrlRules:
+        """The rules of relay endpoint URLs: https only in production, and
+        WEBHOOK_ENDPOINT_ALLOW (`app.events.endpoint_urls`)."""
+        return EndpointUrlRules(
+            https_only=not self.is_development, allow=self._webhook_endpoint_allow_list
+        )
 
     @property
     def media_url_allow_list(self) -> UrlAllowList:

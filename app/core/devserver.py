@@ -118,6 +118,13 @@ class ManagedProcess:
         if self._log:
             self._log.close()
 
+    def kill(self) -> None:
+        """SIGKILL the process at once (no shutdown of its own: what a crash does) and wait
+        for it; its log stays open for `stop`."""
+        if self._process and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
     def log_tail(self, lines: int = 30) -> str:
         """The last lines the process wrote."""
         try:

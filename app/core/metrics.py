@@ -2,7 +2,10 @@
 
 - `control_plane_http_requests_total{method, route, status}`: requests answered, by route
   template (`/v1/rooms/{room}`), so names of rooms never become label values;
-- `control_plane_http_request_duration_seconds{method, route}`: time to the response start.
+- `control_plane_http_request_duration_seconds{method, route}`: time to the response start;
+- `control_plane_webhook_deliveries_total{outcome}`: relay attempts by outcome (`succeeded`,
+  `retried`, `failed`: the last one allowed, `endpoint_gone`: a 410 that disabled it);
+- `control_plane_webhook_delivery_attempt_seconds`: one relay attempt, resolution to response.
 """
 
 from __future__ import annotations
@@ -56,3 +59,20 @@ UNHANDLED = Counter(
     "Exceptions no handler expected (each answered 500 internal_error), by class",
     ["exception"],
 )
+
+DELIVERIES = Counter(
+    "control_plane_webhook_deliveries_total",
+    "Webhook relay attempts, by outcome (succeeded, retried, failed, endpoint_gone)",
+    ["outcome"],
+)
+DELIVERY_SECONDS = Histogram(
+    "control_plane_webhook_delivery_attempt_seconds",
+    "Seconds one webhook relay attempt took (resolution, connection, response)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15),
+)
+
+
+def observe_delivery(outcome: str, seconds: float) -> None:
+    """Count one relay attempt that ended with `outcome` after `seconds`."""
+    DELIVERIES.labels(outcome).inc()
+    DELIVERY_SECONDS.observe(seconds)

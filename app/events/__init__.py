@@ -1,2 +1,3 @@
 """LiveKit's webhook events once verified: ingestion and reading back, the streams of new
-events, and what is derived from them (sessions)."""
+events, what is derived from them (sessions), and their relay to the app's webhook
+endpoints."""

@@ -7,6 +7,7 @@ on the event loop instead of handing each to a worker thread.
 - `StoreDep`: the `Store` (database engine and repositories, see `app.store`) owned by the lifespan;
 - `EventFollowerDep`: the event streams' `EventFollower` (`app.events.streams`) owned by the
 lifespan;
+- `RelayDep`: the webhook relay's worker (`app.events.relay.Relay`) owned by the lifespan;
 - `RecordingsBucketDep`: the recordings bucket (`app.events.recordings`), None when not
   configured;
 - `CallerDep`: the service key of an `Authorization: Bearer` caller (401 otherwise);
@@ -48,6 +49,7 @@ from app.auth.policy import Caller, CallerRule, rule_for
 from app.config.settings import Settings
 from app.core.errors import RateLimited, Unauthorized
 from app.events.recordings import RecordingsBucket
+from app.events.relay import Relay
 from app.events.streams import EventFollower
 from app.http.idempotency import HEADER as IDEMPOTENCY_HEADER
 from app.http.idempotency import (
@@ -85,6 +87,12 @@ async def get_store(request: Request) -> Store:
     return store
 
 
+async def get_relay(request: Request) -> Relay:
+    """The webhook relay's worker the lifespan started (`app.events.relay`)."""
+    relay: Relay = request.app.state.relay
+    return relay
+
+
 async def get_event_follower(request: Request) -> EventFollower:
     """The event follower the lifespan started (the streams' reader of the store)."""
     follower: EventFollower = request.app.state.event_follower
@@ -95,6 +103,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 LiveKitDep = Annotated[LiveKit, Depends(get_livekit)]
 StoreDep = Annotated[Store, Depends(get_store)]
 EventFollowerDep = Annotated[EventFollower, Depends(get_event_follower)]
+RelayDep = Annotated[Relay, Depends(get_relay)]
 
 
 async def get_recordings_bucket(request: Request) -> RecordingsBucket | None:
@@ -163,6 +172,7 @@ IngressWriteCaller = Annotated[ServiceKey, Depends(writes(INGRESS))]
 SipReadCaller = Annotated[ServiceKey, Depends(reads(SIP))]
 SipWriteCaller = Annotated[ServiceKey, Depends(writes(SIP))]
 WebhooksReadCaller = Annotated[ServiceKey, Depends(ScopeCheck(Scope.WEBHOOKS_READ))]
+WebhooksWriteCaller = Annotated[ServiceKey, Depends(ScopeCheck(Scope.WEBHOOKS_WRITE))]
 SessionsReadCaller = Annotated[ServiceKey, Depends(ScopeCheck(Scope.SESSIONS_READ))]
 RecordingsReadCaller = Annotated[ServiceKey, Depends(ScopeCheck(Scope.RECORDINGS_READ))]
 RecordingsWriteCaller = Annotated[ServiceKey, Depends(ScopeCheck(Scope.RECORDINGS_WRITE))]
@@ -285,8 +295,15 @@ class Idempotent:
         self.caller = caller
         self.key = key
 
-    async def run(self, operation: Callable[[], Awaitable[Any]]) -> Response:
-        """The route's response for `operation`, run at most once per key (see class doc)."""
+    async def run(
+        self,
+        operation: Callable[[], Awaitable[Any]],
+        *,
+        replay_without: frozenset[str] = frozenset(),
+    ) -> Response:
+        """The route's response for `operation`, run at most once per key (see class doc).
+        `replay_without` names top-level fields of the JSON body left out of the stored
+        replay (a secret shown once)."""
 
         async def produce() -> tuple[int, bytes]:
             return self._status(), self._render(await operation())
@@ -305,6 +322,7 @@ class Idempotent:
             key=self.key,
             fingerprint=request_fingerprint(self.request.method, target, body_bytes),
             operation=produce,
+            replayed_as=_without(replay_without) if replay_without else None,
         )
         headers = {REPLAYED_HEADER: "true"} if stored.replayed else None
         return Response(
@@ -329,6 +347,18 @@ class Idempotent:
                 exclude_none=bool(getattr(route, "response_model_exclude_none", False)),
             ).encode()
         return json.dumps(jsonable_encoder(result), ensure_ascii=False).encode()
+
+
+def _without(fields: frozenset[str]) -> Callable[[bytes], bytes]:
+    """A JSON object body without `fields` (top level)."""
+
+    def strip(body: bytes) -> bytes:
+        document = json.loads(body)
+        for name in fields:
+            document.pop(name, None)
+        return json.dumps(document, ensure_ascii=False).encode()
+
+    return strip
 
 
 async def get_idempotent(

@@ -121,6 +121,7 @@ async def run_once(
     key: str,
     fingerprint: str,
     operation: Callable[[], Awaitable[tuple[int, bytes]]],
+    replayed_as: Callable[[bytes], bytes] | None = None,
 ) -> StoredResponse:
     """Run `operation` (returning status and JSON body) at most once for (`caller`, `key`).
 
@@ -130,6 +131,9 @@ async def run_once(
     when another request with the key is still running after `policy.wait_seconds`,
     `UpstreamUnavailable` 503 when the database fails, and whatever `operation` raises (the
     key is then released).
+
+    `replayed_as`, when given, makes the stored body from the operation's (e.g. without
+    a secret the first response alone may show); the operation's own body is answered.
     """
     keys = IdempotencyKeys(store, caller, key)
     deadline = time.monotonic() + policy.wait_seconds
@@ -169,7 +173,7 @@ async def run_once(
         raise
     try:
         with database_errors():
-            await keys.complete(claim_id, status, body)
+            await keys.complete(claim_id, status, replayed_as(body) if replayed_as else body)
     except UpstreamUnavailable:
         # The operation happened: answer it; a retry waits for the lease, then runs again.
         log.error("could not store the response for an idempotency key of %s", caller)

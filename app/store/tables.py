@@ -137,6 +137,60 @@ recordings = sa.Table(
     sa.Index(None, "session_id", "ended_at", "recording_id"),
 )
 
+#: One row per relay endpoint of the app (contract: Webhook endpoints): where stored events
+#: are delivered, which of them (`event_types`: a JSON list, empty for all;
+#: `room_name_pattern`: a shell pattern, empty for all), and the Standard Webhooks signing
+#: secret (`whsec_...`), with the one it replaced while that still signs beside it
+#: (`previous_secret` until `previous_secret_expires_at`). `seq` orders the list.
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("seq", SeqType, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("url", sa.Text(), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("event_types", sa.Text(), nullable=False),
+    sa.Column("room_name_pattern", sa.Text(), nullable=False),
+    sa.Column("enabled", sa.Boolean(), nullable=False),
+    sa.Column("disabled_reason", sa.Text(), nullable=True),
+    sa.Column("secret", sa.Text(), nullable=False),
+    sa.Column("previous_secret", sa.Text(), nullable=True),
+    sa.Column("previous_secret_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+#: The relay's outbox: one row per delivery of one event to one endpoint, written in the
+#: event's own transaction (`app.events.relay.outbox_writer`), by a replay or a test. `id` is the
+#: Standard Webhooks `webhook-id` (stable across retries); `body` is set only for a
+#: delivery of no stored event (a test event), else the event's stored body is sent.
+#: `status`: `pending` (due at `next_attempt_at`), `succeeded` or `failed`; a worker
+#: attempting it holds it (`claim_id`) until `claimed_until`, after which another may.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("seq", SeqType, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("endpoint_id", sa.String(64), nullable=False),
+    sa.Column("event_id", sa.String(), nullable=False),
+    sa.Column("event", sa.String(), nullable=False),
+    sa.Column("body", sa.Text(), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
+    sa.Column("claim_id", sa.String(36), nullable=True),
+    sa.Column("claimed_until", UTCDateTime(), nullable=True),
+    sa.Column("last_attempt_at", UTCDateTime(), nullable=True),
+    sa.Column("last_status_code", sa.Integer(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("latency_ms", sa.Float(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "endpoint_id", "seq"),
+    sqlite_autoincrement=True,
+)
+
 # --- session projections (`app.store.projections`; merge rules: `app.store.projection_facts`)
 #
 # Each row is the merge of every stored event that names it, kept in the event's own

@@ -1,6 +1,7 @@
 // The operator console: rooms, sessions and webhook events over the REST API (see api.js).
 import { api, follow, key, query } from "./api.js";
 import "./recordings.js";
+import { endpointsView } from "./endpoints.js";
 
 const $ = (selector) => document.querySelector(selector);
 const ROOMS_REFRESH_MS = 3000;
@@ -109,6 +110,8 @@ function show(tab) {
     loadSessions(false);
   } else if (tab === "events" && !stopTail) {
     loadEvents(false); // with the live tail on, the tail keeps the list current
+  } else if (tab === "endpoints") {
+    endpoints.load();
   }
 }
 
@@ -302,6 +305,8 @@ function toggleTail() {
 }
 
 // --- wiring --------------------------------------------------------------------------------
+
+const endpoints = endpointsView({ h, say, attempt, scoped, time });
 
 $("#sign-in-form").addEventListener("submit", (event) => {
   event.preventDefault();

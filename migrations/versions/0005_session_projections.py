@@ -5,7 +5,7 @@
 that pages the event list within a time window.
 
 Revision ID: 0005
-Revises: 0007
+Revises: 0006
 Create Date: 2026-12-08
 """
 
@@ -20,7 +20,7 @@ from app.store.projections import rebuild_sync
 from app.store.tables import UTCDateTime
 
 revision: str = "0005"
-down_revision: str | None = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

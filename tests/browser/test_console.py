@@ -1,7 +1,8 @@
 """The operator console in Chromium against the live service and the real LiveKit server:
 sign in with a key, see a room a real participant (the Python realtime SDK) joined, remove
 the participant from the console and it is disconnected, the live tail shows
-`participant_left` without a reload, and a `rooms:read` key sees remove disabled."""
+`participant_left` without a reload, and a `rooms:read` key sees remove disabled; an
+endpoint added in the Endpoints view gets a test event, whose delivery the view shows."""
 
 from __future__ import annotations
 
@@ -240,3 +241,48 @@ async def test_the_live_tail_resumes_after_a_dropped_connection(browser, livekit
 
 def _event(event_id: str, kind: str) -> dict[str, object]:
     return json.loads(webhook_body(event_id, kind, room="tail-room"))
+
+
+async def test_console_adds_an_endpoint_and_sees_its_deliveries(
+    browser, client, live_service, subscriber
+):
+    context, page = await sign_in(browser, live_service.url, "admin")
+    endpoint_id = None
+    try:
+        await page.click("#tabs button[data-tab=endpoints]")
+        pattern = f"console-relay-{secrets.token_hex(4)}"
+        await page.fill("#endpoint-form input[name=url]", subscriber.path)
+        await page.fill("#endpoint-form input[name=room_name_pattern]", pattern)
+        await page.click("#endpoint-form button[type=submit]")
+        secret = await page.locator("#endpoint-secret code").inner_text()
+        assert secret.startswith("whsec_")
+        subscriber.secrets = [secret]
+        row = page.locator("#endpoints-table tr", has_text=subscriber.path)
+        endpoint_id = await row.get_attribute("data-endpoint")
+
+        await row.locator("button[data-action=test]").click()
+        await wait_for(lambda: len(subscriber.received) == 1, timeout=30)
+        assert subscriber.received[0].verified
+
+        async def succeeded() -> bool:
+            await page.click("#endpoints-refresh")
+            delivered = page.locator("#deliveries-table tr[data-status=succeeded]")
+            return await delivered.count() == 1
+
+        await wait_for(succeeded, timeout=30)
+        delivered = page.locator("#deliveries-table tr[data-status=succeeded]")
+        assert "webhook_test" in await delivered.inner_text()
+        assert "204" in await delivered.inner_text()
+
+        await row.locator("button[data-action=toggle]").click()
+        await page.wait_for_selector(
+            f"#endpoints-table tr[data-endpoint='{endpoint_id}'] td.state:text-is('disabled')"
+        )
+        assert page.csp_violations == []  # type: ignore[attr-defined]
+        # the secret was shown once: no read of the endpoint answers it
+        listed = await client.get("/v1/webhooks/endpoints", headers=auth("admin"))
+        assert secret not in listed.text
+    finally:
+        await context.close()
+        if endpoint_id:
+            await client.delete(f"/v1/webhooks/endpoints/{endpoint_id}", headers=auth("admin"))

@@ -69,7 +69,8 @@ async def test_postgres_stopped_and_started(postgres, tmp_path, monkeypatch):
     settings = make_settings(UNUSED_LIVEKIT, tmp_path, database_url=url, webhook_retention_days=1)
     service = LiveService().start(settings)
     housekeeping = service.app.state.housekeeping
-    assert len(housekeeping) == 2
+    assert len(housekeeping) == 3  # idempotency keys, events, the relay's finished deliveries
+    relay = service.app.state.relay
     try:
         async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
             assert (await post_webhook(http, "EV_1")).status_code == 200
@@ -108,6 +109,7 @@ async def test_postgres_stopped_and_started(postgres, tmp_path, monkeypatch):
             assert ready.json()["checks"]["event_store"].startswith("failed")
             await asyncio.sleep(1)  # several housekeeping runs fail meanwhile
             assert not any(task.done() for task in housekeeping)
+            assert relay.running  # the relay's worker too (its claims fail meanwhile)
 
             postgres.resume()
 
@@ -140,6 +142,7 @@ async def test_postgres_stopped_and_started(postgres, tmp_path, monkeypatch):
 
             await until(purged, "the retention task deletes the old event")
             assert not any(task.done() for task in housekeeping)
+            assert relay.running
     finally:
         service.stop()
 

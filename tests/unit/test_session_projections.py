@@ -275,7 +275,7 @@ async def test_rebuild_gives_the_same_rows(tmp_path) -> None:
 
 
 def _downgrade_to_before_0005(connection: Any) -> None:
-    command.downgrade(alembic_config(connection), "0007")
+    command.downgrade(alembic_config(connection), "0006")
 
 
 async def _all_rows(store: Store) -> dict[str, list[Any]]:

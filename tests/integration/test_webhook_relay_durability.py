@@ -1,0 +1,147 @@
+"""The relay survives what a process and a fleet do: a service SIGKILLed in the middle of
+deliveries (as a real `python -m app`) delivers every event at least once after its restart,
+and never logs a signing secret; two workers sharing one PostgreSQL database split the work
+and never send one attempt twice while both live."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import secrets
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.events.endpoint_urls import AddressAllowList, EndpointUrlRules
+from app.events.relay import Relay, RelayPolicy, outbox_writer
+from app.events.webhook_endpoints import create_endpoint
+from app.store.engine import Store
+from schemas.webhook_endpoints import WebhookEndpointCreate
+from tests.components import ServiceProcess, Subscriber, post_webhooks, webhook_body
+from tests.conftest import API_KEY, API_SECRET, auth, service_keys
+from tests.participants import wait_for
+
+pytestmark = pytest.mark.integration
+
+LOOPBACK_RULES = EndpointUrlRules(https_only=False, allow=AddressAllowList.parse(["127.0.0.1"]))
+
+
+def event(event_id: str) -> dict[str, object]:
+    return json.loads(webhook_body(event_id))
+
+
+async def test_a_service_killed_mid_delivery_delivers_every_event_after_its_restart(
+    tmp_path: Path, subscriber: Subscriber
+):
+    subscriber.respond = lambda _d: (204, {}, 60.0)  # slow: attempts are under way at the kill
+    env = {
+        "LIVEKIT_URL": "http://127.0.0.1:9",
+        "LIVEKIT_API_KEY": API_KEY,
+        "LIVEKIT_API_SECRET": API_SECRET,
+        "SERVICE_KEYS": json.dumps(service_keys()),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'events.db'}",
+        "WEBHOOK_ENDPOINT_ALLOW": "127.0.0.1",
+        "LOG_LEVEL": "debug",
+    }
+    ids = [f"EV_kill_{n}" for n in range(20)]
+    first = ServiceProcess(env).start()
+    try:
+        async with httpx.AsyncClient(base_url=first.url, timeout=30) as http:
+            created = await http.post(
+                "/v1/webhooks/endpoints", json={"url": subscriber.path}, headers=auth("hooks")
+            )
+            assert created.status_code == 201, created.text
+            secret = created.json()["signing_secret"]
+            subscriber.secrets = [secret]
+            await post_webhooks(http, [event(i) for i in ids])
+            await wait_for(lambda: len(subscriber.received) >= 1, timeout=20)
+        first.kill()
+    finally:
+        first.stop()
+    in_flight = set(subscriber.event_ids())
+    assert in_flight and len(in_flight) < len(ids)  # killed mid-delivery
+    subscriber.respond = lambda _d: (204, {}, 0.0)
+    subscriber.release.set()  # the hanging requests end; their sender is gone
+
+    second = ServiceProcess(env).start()
+    try:
+        await wait_for(lambda: set(ids) <= set(subscriber.event_ids()), timeout=30)
+        async with httpx.AsyncClient(base_url=second.url, timeout=30) as http:
+            endpoint = await http.get("/v1/webhooks/endpoints", headers=auth("events"))
+            assert secret not in endpoint.text
+    finally:
+        second.stop()
+    assert all(d.verified for d in subscriber.received)
+    # at least once: the attempts cut off by the kill were made again, with the same id
+    for event_id in in_flight:
+        ids_sent = {
+            d.headers["webhook-id"]
+            for d in subscriber.received
+            if json.loads(d.body)["id"] == event_id
+        }
+        assert len(ids_sent) == 1
+    for process in (first, second):
+        output = Path(process.process.log_path).read_text()
+        assert output and secret not in output
+        assert secret.removeprefix("whsec_") not in output
+
+
+async def test_two_workers_on_postgresql_share_the_work_and_never_send_an_attempt_twice(
+    postgres_url: str, subscriber: Subscriber
+):
+    subscriber.respond = lambda _d: (204, {}, 0.2)
+    stores = [Store(postgres_url), Store(postgres_url)]
+    await stores[0].migrate()
+    stores[0].events.add_writer(outbox_writer)
+    sent: list[Counter[str]] = [Counter(), Counter()]
+    clients = []
+    for counter in sent:
+
+        async def count(request: httpx.Request, counter: Counter[str] = counter) -> None:
+            counter[request.headers["webhook-id"]] += 1
+
+        clients.append(httpx.AsyncClient(event_hooks={"request": [count]}))
+    policy = RelayPolicy(poll_seconds=0.05, per_endpoint=3)
+    relays = [Relay(s, c, LOOPBACK_RULES, policy) for s, c in zip(stores, clients, strict=True)]
+    try:
+        created = await create_endpoint(
+            stores[0], LOOPBACK_RULES, WebhookEndpointCreate(url=subscriber.path)
+        )
+        subscriber.secrets = [created.signing_secret or ""]
+        for relay in relays:
+            relay.start()
+        ids = [f"EV_pg_{secrets.token_hex(4)}" for _ in range(40)]
+        for event_id in ids:
+            body = webhook_body(event_id)
+            stored = await stores[0].events.insert(
+                {
+                    "id": event_id,
+                    "event": "room_started",
+                    "room_name": "room-a",
+                    "participant_identity": None,
+                    "egress_id": None,
+                    "ingress_id": None,
+                    "created_at": dt.datetime.now(dt.UTC),
+                    "received_at": dt.datetime.now(dt.UTC),
+                    "body": body.decode(),
+                }
+            )
+            assert stored
+        await wait_for(lambda: len(subscriber.received) >= len(ids), timeout=60)
+        await asyncio.sleep(0.5)  # anything sent twice would have arrived by now
+        assert sorted(subscriber.event_ids()) == sorted(ids)
+        assert all(d.verified for d in subscriber.received)
+        together = sent[0] + sent[1]
+        assert set(together.values()) == {1}  # no attempt sent twice
+        assert len(together) == len(ids)
+        assert sent[0] and sent[1]  # both workers took part
+    finally:
+        for relay in relays:
+            await relay.aclose()
+        for client in clients:
+            await client.aclose()
+        for store in stores:
+            await store.aclose()
