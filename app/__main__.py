@@ -72,8 +72,9 @@ def main() -> None:
 async def rebuild_projections(settings: Settings) -> int:
     """Migrate the store at DATABASE_URL, then empty the session projections and fold every
     stored event into them again, in one transaction (`app.store.projections.rebuild`);
-    prints and returns how many events were read. Safe while replicas run: an event stored
-    meanwhile waits for the rebuild's transaction, or is folded in again by it."""
+    prints and returns how many events were read. The merge is idempotent, so an event
+    folded twice changes nothing; run it while no webhooks arrive to be sure none stored
+    during the rebuild is missed."""
     store = Store(settings.database_url.get_secret_value())
     try:
         await store.migrate()

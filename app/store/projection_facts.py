@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,8 @@ from livekit.protocol.models import ParticipantInfo, TrackSource
 from livekit.protocol.webhook import WebhookEvent
 
 from schemas.protojson import from_livekit_json
+
+log = logging.getLogger(__name__)
 
 ROOM_STARTED = "room_started"
 ROOM_FINISHED = "room_finished"
@@ -223,7 +226,7 @@ def egress_type(body: str) -> str:
 def facts_of(row: dict[str, Any] | Any) -> Facts:
     """The facts of one stored event: `row` holds `webhook_events` columns (`id`, `event`,
     `created_at`, `received_at`, `body`), as a dict or a row. A body that cannot be read
-    gives no facts."""
+    gives no facts (and a warning)."""
 
     def get(name: str) -> Any:
         return row[name] if isinstance(row, dict) else getattr(row, name)
@@ -233,7 +236,8 @@ def facts_of(row: dict[str, Any] | Any) -> Facts:
         return Facts()
     try:
         payload, real = parse_body(get("body"))
-    except ValueError:
+    except Exception as exc:  # the webhook parser accepted it: never fail the event's insert
+        log.warning("stored event %s gives no session facts: %s", get("id"), type(exc).__name__)
         return Facts()
     created_at: dt.datetime = get("created_at")
     received_at: dt.datetime = get("received_at")

@@ -41,7 +41,7 @@ from app.store.tables import (
 if TYPE_CHECKING:
     from app.store.engine import Store
 
-#: Stored events read per transaction by `rebuild` (and migration 0005).
+#: Stored events read per transaction by `rebuild` (and migration 0006).
 REBUILD_BATCH = 1000
 
 PROJECTION_TABLES = (sessions, session_participants, session_egress, session_ingress)
@@ -285,7 +285,7 @@ async def write_projections(session: AsyncSession, rows: list[dict[str, Any]]) -
 
 def rebuild_sync(connection: Connection, batch: int = REBUILD_BATCH) -> int:
     """Empty the projections and fold every stored event into them again, `batch` events
-    per read, on `connection` (in its transaction: migration 0005 runs it); returns how
+    per read, on `connection` (in its transaction: migration 0006 runs it); returns how
     many events were read."""
     for table in PROJECTION_TABLES:
         connection.execute(sa.delete(table))

@@ -58,7 +58,7 @@ SeqType = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 #: they were inserted; `xid` (PostgreSQL only, its default: the writing transaction's id)
 #: orders them for followers (see `app.store.events.EventRepository.follow`); `body` is
 #: the exact JSON LiveKit sent. The index on `(event, created_at)` (migration 0003) reads
-#: one event type in a time window, `(created_at, seq)` (0005) the event list's pages of a
+#: one event type in a time window, `(created_at, seq)` (0006) the event list's pages of a
 #: time window (`EventRepository.find(by_time=True)`).
 webhook_events = sa.Table(
     "webhook_events",
@@ -279,7 +279,7 @@ session_egress = sa.Table(
     sa.Index(None, "egress_id"),
     sa.Index(None, "started_at"),
     sa.Index(None, "ended_at"),
-    sa.Index(None, "status_rank"),  # the egresses not yet ended (migration 0008)
+    sa.Index(None, "status_rank"),  # the egresses not yet ended (migration 0007)
 )
 
 #: One row per active interval of an ingress (`started_ns`: `IngressState.started_at`, in

@@ -3,7 +3,7 @@
 aborting, publishing; egress starting, updating, ending; rooms finishing or not) delivered
 shuffled, with repeats and with derived duplicates of some events (a derived event loses to
 the real one for the same fact, in any order), on SQLite, and one example on PostgreSQL;
-the rebuild (`python -m app rebuild-projections`) and migration 0005 give the same rows."""
+the rebuild (`python -m app rebuild-projections`) and migration 0006 give the same rows."""
 
 from __future__ import annotations
 
@@ -265,17 +265,17 @@ async def test_rebuild_gives_the_same_rows(tmp_path) -> None:
         assert before["sessions"] and before["session_participants"]
         assert await projections.rebuild(store) == len(delivery)
         assert await _all_rows(store) == before
-        # migration 0005 builds them for a store that had events before it
+        # migration 0006 builds them for a store that had events before it
         async with store.engine.begin() as connection:
-            await connection.run_sync(_downgrade_to_before_0005)
+            await connection.run_sync(_downgrade_to_before_0006)
         await store.migrate()
         assert await _all_rows(store) == before
     finally:
         await store.aclose()
 
 
-def _downgrade_to_before_0005(connection: Any) -> None:
-    command.downgrade(alembic_config(connection), "0007")
+def _downgrade_to_before_0006(connection: Any) -> None:
+    command.downgrade(alembic_config(connection), "0005")
 
 
 async def _all_rows(store: Store) -> dict[str, list[Any]]:

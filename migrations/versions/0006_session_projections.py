@@ -4,8 +4,8 @@
 (`app.store.projections.rebuild_sync`); and the index on `webhook_events (created_at, seq)`
 that pages the event list within a time window.
 
-Revision ID: 0005
-Revises: 0007
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-08
 """
 
@@ -19,8 +19,8 @@ from alembic import op
 from app.store.projections import rebuild_sync
 from app.store.tables import UTCDateTime
 
-revision: str = "0005"
-down_revision: str | None = "0007"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
