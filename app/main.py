@@ -25,7 +25,8 @@ from app.core.logs import configure_logging_once
 from app.events.outbox import outbox_writer
 from app.events.reconcile import Reconciler
 from app.events.recordings import RETENTION_INTERVAL_SECONDS as RECORDINGS_RETENTION_INTERVAL
-from app.events.recordings import RecordingsBucket, catalog_writer, purge_expired_recordings
+from app.events.recordings import catalog_writer, purge_expired_recordings
+from app.events.recordings_bucket import RecordingsBucket
 from app.events.relay import Relay, purge_finished_deliveries
 from app.events.streams import EventFollower
 from app.events.webhooks import RETENTION_INTERVAL_SECONDS, purge_expired_events

@@ -90,9 +90,10 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(default=24 * 3600, gt=0)
     media_url_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
     _media_url_allow_list: UrlAllowList = PrivateAttr(default_factory=UrlAllowList)
-    #: The recordings catalog's object store (S3 API; `app.recordings`): where `DELETE` and
-    #: the retention purge remove objects, what download links point at, and the upload
-    #: target of an egress start that names none. Set the bucket (and its keys) to enable.
+    #: The recordings catalog's object store (S3 API; `app.events.recordings_bucket`): where
+    #: `DELETE` and the retention purge remove objects, what download links point at, and the
+    #: upload target of an egress start that names none. Set the bucket (and its keys) to
+    #: enable.
     recordings_s3_endpoint: str | None = None
     recordings_s3_bucket: str | None = None
     recordings_s3_region: str = "us-east-1"

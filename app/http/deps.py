@@ -8,7 +8,7 @@ on the event loop instead of handing each to a worker thread.
 - `EventFollowerDep`: the event streams' `EventFollower` (`app.events.streams`) owned by the
 lifespan;
 - `RelayDep`: the webhook relay's worker (`app.events.relay.Relay`) owned by the lifespan;
-- `RecordingsBucketDep`: the recordings bucket (`app.events.recordings`), None when not
+- `RecordingsBucketDep`: the recordings bucket (`app.events.recordings_bucket`), None when not
   configured;
 - `CallerDep`: the service key of an `Authorization: Bearer` caller (401 otherwise);
 - `RoomsReadCaller`, `RoomsWriteCaller` ... (one per scope; a LiveKit service's from its
@@ -38,7 +38,7 @@ from app.auth.callers import (
     require_scope,
 )
 from app.config.settings import Settings
-from app.events.recordings import RecordingsBucket
+from app.events.recordings_bucket import RecordingsBucket
 from app.events.relay import Relay
 from app.events.streams import EventFollower
 from app.http.idempotency import HEADER as IDEMPOTENCY_HEADER
