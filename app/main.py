@@ -22,10 +22,12 @@ from starlette.types import ASGIApp
 from app.auth.callers import EndUserVerifier
 from app.config.settings import Settings, get_settings
 from app.core.logs import configure_logging_once
+from app.events.outbox import outbox_writer
 from app.events.reconcile import Reconciler
 from app.events.recordings import RETENTION_INTERVAL_SECONDS as RECORDINGS_RETENTION_INTERVAL
-from app.events.recordings import RecordingsBucket, catalog_writer, purge_expired_recordings
-from app.events.relay import Relay, outbox_writer, purge_finished_deliveries
+from app.events.recordings import catalog_writer, purge_expired_recordings
+from app.events.recordings_bucket import RecordingsBucket
+from app.events.relay import Relay, purge_finished_deliveries
 from app.events.streams import EventFollower
 from app.events.webhooks import RETENTION_INTERVAL_SECONDS, purge_expired_events
 from app.http.idempotency import PURGE_INTERVAL_SECONDS
@@ -60,8 +62,9 @@ from routers.direct import DirectRoute, DirectRoutesMiddleware
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the LiveKit gateway, the outbound HTTP client, the rate limiter, the store
     (migrated to the newest schema; see `_start_housekeeping` for its purges), the event
-    streams' follower (`app.events.streams`) and the webhook relay (`app.events.relay`: its
-    outbox writer in every event's transaction, its delivery worker); close them.
+    streams' follower (`app.events.streams`) and the webhook relay (its outbox writer in every
+    event's transaction, `app.events.outbox`; its delivery worker, `app.events.relay`); close
+    them.
     Once started, the start-up heap is kept out of the garbage collector's way
     (`_freeze_startup_heap`)."""
     settings: Settings = app.state.settings

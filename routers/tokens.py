@@ -8,13 +8,8 @@ from fastapi import APIRouter, Body, Request, Response
 from pydantic import TypeAdapter
 
 from app.auth.tokens import mint_participant_token, mint_token
-from app.http.deps import (
-    SettingsDep,
-    TokenCall,
-    TokenCallerDep,
-    TokensAdminCaller,
-    get_token_caller,
-)
+from app.http.deps import SettingsDep, TokensAdminCaller
+from app.http.token_caller import TokenCall, TokenCallerDep, get_token_caller
 from app.livekit.access_tokens import introspect
 from routers.direct import dependency, direct_route, read_json_body
 from schemas.problems import problems

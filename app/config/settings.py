@@ -3,7 +3,8 @@
 The variable names are part of the REST contract (`shared/api-contract.md`, Configuration).
 In production, placeholder or short secrets, anonymous token callers, end-user JWTs without
 issuer and audience, a relative SQLite path and an implicit `memory://` rate-limit storage
-are refused with a message naming the setting, so a misconfigured replica never starts.
+are refused with a message naming the setting, so a misconfigured replica never starts
+(`app.config.production`).
 
 Secrets (`LIVEKIT_API_SECRET`, `LIVEKIT_WEBHOOK_KEYS`, `SERVICE_KEYS[].key`,
 `DATABASE_URL`, the end-user HS256 secret) are `SecretStr`, and validation errors never
@@ -17,7 +18,6 @@ secret must not print the secret (as a parser's excerpt of the line would).
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -36,6 +36,7 @@ from sqlalchemy.exc import ArgumentError
 
 from app.auth.callers import ServiceKey
 from app.auth.policy import TokenPolicy, default_development_policy
+from app.config.production import refuse_weak_production_settings
 from app.config.sources import (
     describe_validation_error,
     models_in,
@@ -50,16 +51,6 @@ from app.server_apis.urlpatterns import UrlAllowList
 #: LiveKit's documented development key pair (`livekit-server --dev`).
 DEV_API_KEY = "devkey"
 DEV_API_SECRET = "secret"
-
-MIN_SECRET_LENGTH = 32
-PLACEHOLDER_SECRETS = frozenset(
-    {"secret", "changeme", "change-me", "devkey", "password", "placeholder", "xxx", "todo"}
-)
-
-
-def _is_placeholder(secret: str) -> bool:
-    lowered = secret.lower()
-    return lowered in PLACEHOLDER_SECRETS or lowered.startswith(("change", "your-", "<"))
 
 
 class Settings(BaseSettings):
@@ -99,9 +90,10 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(default=24 * 3600, gt=0)
     media_url_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
     _media_url_allow_list: UrlAllowList = PrivateAttr(default_factory=UrlAllowList)
-    #: The recordings catalog's object store (S3 API; `app.recordings`): where `DELETE` and
-    #: the retention purge remove objects, what download links point at, and the upload
-    #: target of an egress start that names none. Set the bucket (and its keys) to enable.
+    #: The recordings catalog's object store (S3 API; `app.events.recordings_bucket`): where
+    #: `DELETE` and the retention purge remove objects, what download links point at, and the
+    #: upload target of an egress start that names none. Set the bucket (and its keys) to
+    #: enable.
     recordings_s3_endpoint: str | None = None
     recordings_s3_bucket: str | None = None
     recordings_s3_region: str = "us-east-1"
@@ -238,52 +230,8 @@ class Settings(BaseSettings):
                 "RECORDINGS_S3_BUCKET needs RECORDINGS_S3_ACCESS_KEY and RECORDINGS_S3_SECRET"
             )
         if self.app_env == "production":
-            self._refuse_weak_production_settings()
+            refuse_weak_production_settings(self)
         return self
-
-    def _refuse_weak_production_settings(self) -> None:
-        problems: list[str] = []
-        if not self.livekit_url:
-            problems.append("LIVEKIT_URL must be set in production")
-        if not self.livekit_api_key:
-            problems.append("LIVEKIT_API_KEY must be set in production")
-        secrets = {"LIVEKIT_API_SECRET": self.livekit_api_secret or SecretStr("")}
-        secrets |= {f"LIVEKIT_WEBHOOK_KEYS[{k}]": s for k, s in self.livekit_webhook_keys.items()}
-        secrets |= {f"SERVICE_KEYS[{k.name}].key": k.key for k in self.service_keys}
-        policy = self.token_policy
-        end_users = policy.end_users if policy else None
-        if end_users and end_users.hs256_secret:
-            secrets["TOKEN_POLICY.end_users.hs256_secret"] = end_users.hs256_secret
-        for name, secret in secrets.items():
-            value = secret.get_secret_value()
-            if _is_placeholder(value) or len(value) < MIN_SECRET_LENGTH:
-                problems.append(
-                    f"{name} is a placeholder or shorter than {MIN_SECRET_LENGTH} characters"
-                )
-        if policy and policy.anonymous is not None:
-            problems.append("TOKEN_POLICY.anonymous is not allowed in production")
-        if end_users and not (end_users.issuer and end_users.audience):
-            problems.append(
-                "TOKEN_POLICY.end_users needs both issuer and audience in production "
-                "(a token from any issuer, or meant for another service, would be accepted)"
-            )
-        database = make_url(self.database_url.get_secret_value())
-        path = database.database or ""
-        if database.get_backend_name() == "sqlite" and not (
-            path == ":memory:" or path.startswith("file:") or Path(path).is_absolute()
-        ):
-            problems.append(
-                "DATABASE_URL names a relative SQLite path, which depends on the working "
-                "directory: give an absolute path (sqlite+aiosqlite:////var/lib/...)"
-            )
-        if "rate_limit_storage_url" not in self.model_fields_set:
-            problems.append(
-                "RATE_LIMIT_STORAGE_URL must be set explicitly in production: the service "
-                "cannot know how many replicas run, and memory:// counts each caller's "
-                "requests per replica (set memory:// for one replica, redis://... for several)"
-            )
-        if problems:
-            raise ValueError("refusing to start with APP_ENV=production: " + "; ".join(problems))
 
     @property
     def is_development(self) -> bool:

@@ -1,6 +1,7 @@
 """The app's webhook endpoints (contract: Webhook endpoints): create, read, change, delete,
 rotate the signing secret, queue a test event or a replay, list deliveries. The delivery
-itself is `app.events.relay`'s; the statements are `app.store.relay`'s.
+itself is `app.events.relay`'s (the outbox's rows `app.events.outbox`'s); the statements
+are `app.store.relay`'s.
 
 Secrets
     A signing secret is `whsec_` and the base64 of `SECRET_BYTES` random bytes (Standard
@@ -23,7 +24,7 @@ from typing import Any, ClassVar
 
 from app.core.errors import BadRequest, Conflict, NotFound
 from app.events.endpoint_urls import EndpointUrlRules
-from app.events.relay import delivery_row, matches, utc_now
+from app.events.outbox import delivery_row, matches, utc_now
 from app.store import relay as repository
 from app.store.cursor import Cursor
 from app.store.engine import Store

@@ -12,7 +12,7 @@ like `app.main` and `app.http.problems`). From the outside in (Starlette's CORS 
 3. `EarlyAuthMiddleware`: a request to a route that needs a service key, without a
    configured one, is `401` before its body is read (FastAPI reads a JSON body before it
    runs a route's dependencies); so is a request to `/v1/token` whose caller is not
-   authenticated (`app.http.deps.authenticate_token_caller`: no credential where the token
+   authenticated (`app.http.token_caller.authenticate_token_caller`: no credential where the token
    policy admits no anonymous callers, an unknown key, an end-user JWT that does not
    verify), and an unsigned webhook;
 4. `BodyLimitMiddleware`: a body over `MAX_BODY_BYTES` is `413`, on the declared
@@ -45,6 +45,7 @@ from app.core.errors import HeaderFieldsTooLarge, InternalError, PayloadTooLarge
 from app.core.logs import access_logger
 from app.http.problems import report_unexpected, send_problem
 from app.http.request_ids import REQUEST_ID_HEADER, new_request_id, valid_request_id
+from app.http.token_caller import authenticate_token_caller, get_token_caller
 from app.livekit.webhook_verification import SIGNATURE_INVALID
 
 #: Largest request body (contract: Conventions), bytes.
@@ -153,8 +154,8 @@ def header_problem(headers: list[tuple[bytes, bytes]]) -> str | None:
 class EarlyAuthMiddleware:
     """401 before the body is read for a route that needs a service key (its dependencies
     include `app.http.deps.get_caller`) presented without a configured key, for `/v1/token`
-    (`app.http.deps.get_token_caller`) when its caller is not authenticated
-    (`app.http.deps.authenticate_token_caller`), and for a route that reads `Authorization`
+    (`app.http.token_caller.get_token_caller`) when its caller is not authenticated
+    (`app.http.token_caller.authenticate_token_caller`), and for a route that reads `Authorization`
     itself (LiveKit's webhooks) presented without one. The route's own dependency still
     decides scopes (403)."""
 
@@ -198,8 +199,6 @@ async def credential_refusal(needs: str | None, scope: Scope) -> Unauthorized | 
     if needs is None:
         return None
     if needs == "token_caller":  # /v1/token: the caller authenticated, whatever the body
-        from app.http.deps import authenticate_token_caller  # deps imports the app's services
-
         try:
             await authenticate_token_caller(scope)
         except Unauthorized as refusal:
@@ -241,9 +240,9 @@ def _routes(routes: list[Any]) -> Iterator[Any]:
 
 def credential_needed(route: Any) -> str | None:
     """`service_key` when `route` depends on `app.http.deps.get_caller`, `token_caller` when on
-    `app.http.deps.get_token_caller`, `authorization` when it reads the Authorization header
+    `app.http.token_caller.get_token_caller`, `authorization` when it reads the Authorization header
     itself, else None."""
-    from app.http.deps import get_caller, get_token_caller  # deps imports the app's services
+    from app.http.deps import get_caller  # deps imports the app's services
 
     dependant = getattr(route, "dependant", None)
     if dependant is None:

@@ -20,7 +20,7 @@ the bridge's `to_json` drops them (`schemas.credentials.SECRET_FIELDS`). Every r
 and paths pass `app.server_apis.media.check_media` (MEDIA_URL_ALLOW) before LiveKit sees them;
 then, with a recordings `bucket` (RECORDINGS_S3_*), every file, segment and image output that
 names no upload target gets the bucket's `S3Upload`
-(`app.events.recordings.with_default_upload`).
+(`app.events.recordings_bucket.with_default_upload`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import TypeVar
 from livekit import api
 
 from app.core.errors import UpstreamTimeout
-from app.events.recordings import RecordingsBucket, with_default_upload
+from app.events.recordings_bucket import RecordingsBucket, with_default_upload
 from app.livekit.gateway import LiveKit, one_with_id
 from app.server_apis.media import check_media
 from app.server_apis.rooms import ROOM_NOT_FOUND

@@ -1,7 +1,8 @@
 """The relay's repository (`webhook_endpoints`, `webhook_deliveries`): the endpoints'
 rows, the outbox rows written in an event's transaction, and the worker's claim, release
-and settlement of due deliveries. The rules they serve are `app.events.relay`'s and
-`app.events.webhook_endpoints`'. Database errors reach the caller (`app.store.errors`).
+and settlement of due deliveries. The rules they serve are `app.events.outbox`'s,
+`app.events.delivery_attempts`', `app.events.relay`'s and `app.events.webhook_endpoints`'.
+Database errors reach the caller (`app.store.errors`).
 
 Claiming
     `claim_due` marks up to `limit` due `pending` deliveries of enabled endpoints as held

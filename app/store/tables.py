@@ -162,7 +162,7 @@ webhook_endpoints = sa.Table(
 )
 
 #: The relay's outbox: one row per delivery of one event to one endpoint, written in the
-#: event's own transaction (`app.events.relay.outbox_writer`), by a replay or a test. `id` is the
+#: event's own transaction (`app.events.outbox.outbox_writer`), by a replay or a test. `id` is the
 #: Standard Webhooks `webhook-id` (stable across retries); `body` is set only for a
 #: delivery of no stored event (a test event), else the event's stored body is sent.
 #: `status`: `pending` (due at `next_attempt_at`), `succeeded` or `failed`; a worker

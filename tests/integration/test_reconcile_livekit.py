@@ -19,7 +19,8 @@ import pytest
 from livekit import api
 
 from app.core.devserver import LocalLiveKit, free_port
-from app.events.reconcile import DERIVED_BY, derived_id, reconcile
+from app.events.derived_events import DERIVED_BY, derived_id
+from app.events.reconcile import reconcile
 from app.livekit.gateway import LiveKit
 from app.store.engine import Store
 from tests.components import LiveService, sse_events

@@ -17,7 +17,8 @@ import pytest
 from botocore.exceptions import ClientError
 from pydantic import SecretStr
 
-from app.events.recordings import RecordingsBucket, catalog_writer, purge_expired_recordings
+from app.events.recordings import catalog_writer, purge_expired_recordings
+from app.events.recordings_bucket import RecordingsBucket
 from app.store import recordings as recording_rows
 from app.store.engine import Store
 from tests.components import post_webhooks

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from app.events.endpoint_urls import AddressAllowList, EndpointUrlRules
-from app.events.relay import Relay, RelayPolicy, outbox_writer
+from app.events.outbox import outbox_writer
+from app.events.relay import Relay, RelayPolicy
 from app.events.webhook_endpoints import create_endpoint
 from app.store.engine import Store
 from schemas.webhook_endpoints import WebhookEndpointCreate

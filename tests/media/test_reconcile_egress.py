@@ -12,7 +12,8 @@ import contextlib
 import httpx
 import pytest
 
-from app.events.reconcile import DERIVED_BY, reconcile
+from app.events.derived_events import DERIVED_BY
+from app.events.reconcile import reconcile
 from app.events.webhooks import get_event
 from app.livekit.gateway import LiveKit
 from app.store.engine import Store

@@ -9,7 +9,8 @@ import asyncio
 
 import pytest
 
-from app.events.reconcile import DERIVED_BY, derived_id, reconcile
+from app.events.derived_events import DERIVED_BY, derived_id
+from app.events.reconcile import reconcile
 from app.events.webhooks import get_event
 from app.livekit.gateway import LiveKit
 from app.store.engine import Store

@@ -20,7 +20,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app.http.deps import TokenCall, get_token_caller
+from app.http.token_caller import TokenCall, get_token_caller
 from app.main import create_app
 from routers.direct import direct_route
 from tests.conftest import API_SECRET, make_settings

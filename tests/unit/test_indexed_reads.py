@@ -14,7 +14,8 @@ from livekit.protocol.egress import EgressInfo
 from livekit.protocol.ingress import IngressInfo, IngressState
 from livekit.protocol.models import Room
 
-from app.events.reconcile import LiveKitState, read_store_view
+from app.events.derived_events import LiveKitState
+from app.events.reconcile import read_store_view
 from app.events.sessions import get_session, list_sessions
 from app.events.usage import usage_report
 from app.events.webhooks import list_events

@@ -1,7 +1,8 @@
-"""The rules of the reconciliation with LiveKit's state (`app.events.reconcile`), on LiveKit's own
-protobuf messages: which rooms are asked for participants, which events are derived and in
-what shape (the body a received webhook would have, plus `derived`), their deterministic
-ids, what the store then says, and the lease on SQLite."""
+"""The rules of the reconciliation with LiveKit's state (`app.events.derived_events`,
+`app.events.reconcile`), on LiveKit's own protobuf messages: which rooms are asked for
+participants, which events are derived and in what shape (the body a received webhook would
+have, plus `derived`), their deterministic ids, what the store then says, and the lease on
+SQLite."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from livekit.protocol.egress import EgressInfo, EgressStatus
 from livekit.protocol.ingress import IngressInfo, IngressState
 from livekit.protocol.models import ParticipantInfo, Room
 
-from app.events.reconcile import (
+from app.events.derived_events import (
     DERIVED_BY,
     LiveKitState,
     StoredEgress,
@@ -22,9 +23,9 @@ from app.events.reconcile import (
     derive,
     derived_id,
     egress_to_look_up,
-    read_store_view,
     rooms_to_list,
 )
+from app.events.reconcile import read_store_view
 from app.events.webhooks import get_event
 from app.livekit.webhook_verification import parse_event
 from app.store import leases

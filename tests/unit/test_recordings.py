@@ -10,7 +10,8 @@ import pytest
 from livekit import api
 from pydantic import SecretStr
 
-from app.events.recordings import RecordingsBucket, entries_of, recording_id, with_default_upload
+from app.events.recordings import entries_of, recording_id
+from app.events.recordings_bucket import RecordingsBucket, with_default_upload
 
 NS = 1_000_000_000
 

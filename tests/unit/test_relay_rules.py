@@ -16,15 +16,15 @@ from pydantic import ValidationError
 from standardwebhooks.webhooks import Webhook
 
 from app.core.errors import InvalidInput
-from app.events.endpoint_urls import AddressAllowList, AddressRefused, EndpointUrlRules
-from app.events.relay import (
+from app.events.delivery_attempts import (
     RETRY_SCHEDULE_SECONDS,
     Outcome,
-    matches,
     next_state,
     retry_after_seconds,
     signature_header,
 )
+from app.events.endpoint_urls import AddressAllowList, AddressRefused, EndpointUrlRules
+from app.events.outbox import matches
 from app.events.webhook_endpoints import new_secret
 from tests.unit.test_settings import make, production
 
@@ -193,7 +193,7 @@ def test_a_secret_is_whsec_and_base64_of_32_random_bytes():
 def test_the_previous_secret_signs_only_until_it_expires():
     from types import SimpleNamespace
 
-    from app.events.relay import signing_secrets
+    from app.events.delivery_attempts import signing_secrets
 
     rotated = SimpleNamespace(
         secret="whsec_new",

@@ -94,7 +94,7 @@ def test_every_scope_guards_something(app: FastAPI):
         for check in _scope_checks(route.dependant)
         for scope in check.scopes
     }
-    # `tokens:issue` is checked by `app.http.deps.get_token_caller` (on /v1/token, a direct
+    # `tokens:issue` is checked by `app.http.token_caller.get_token_caller` (on /v1/token, a direct
     # route: `routers.direct`); `admin` includes them all.
     unused = set(Scope) - guarding - {Scope.TOKENS_ISSUE, Scope.ADMIN}
     assert not unused, f"scopes no route needs: {sorted(unused)}"

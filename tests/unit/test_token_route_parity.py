@@ -17,7 +17,7 @@ from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
 from app.core.errors import RateLimited
-from app.http.deps import get_token_caller
+from app.http.token_caller import get_token_caller
 from app.main import create_app
 from routers import tokens
 from tests.conftest import auth, make_settings
