@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from app.core.errors import NotFound
-from app.store import projections as queries
+from app.store import session_reads as queries
 from app.store.cursor import Cursor
 from app.store.engine import Store
 from app.store.errors import database_errors

@@ -33,7 +33,7 @@ from typing import Any
 
 from livekit.protocol.models import ParticipantInfo
 
-from app.store import projections as queries
+from app.store import session_reads as queries
 from app.store.engine import Store
 from app.store.errors import database_errors
 from app.store.projection_facts import TERMINAL_RANK

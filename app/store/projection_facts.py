@@ -1,5 +1,6 @@
 """What one stored webhook event says about sessions, egress and ingress (pure): the facts
-the projections (`app.store.projections`) merge, one upsert per fact.
+the projections (`app.store.projections`) merge, one upsert per fact (the facts' types:
+`app.store.facts`).
 
 Every fact carries, for each value that a later event may replace, the key deciding which
 value wins, so the merge is a commutative, idempotent rule per column:
@@ -27,7 +28,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 from livekit.protocol.egress import EgressInfo, EgressStatus
@@ -35,6 +35,14 @@ from livekit.protocol.ingress import IngressInfo, IngressState
 from livekit.protocol.models import ParticipantInfo, TrackSource
 from livekit.protocol.webhook import WebhookEvent
 
+from app.store.facts import (
+    EgressFact,
+    Facts,
+    IngressFact,
+    ParticipantFact,
+    SessionFact,
+    Stamp,
+)
 from schemas.protojson import from_livekit_json
 
 log = logging.getLogger(__name__)
@@ -48,9 +56,6 @@ EGRESS_EVENTS = ("egress_started", "egress_updated", "egress_ended")
 INGRESS_EVENTS = ("ingress_started", "ingress_updated", "ingress_ended")
 #: Every event type a session is built from.
 SESSION_EVENTS = (ROOM_STARTED, ROOM_FINISHED, JOINED, *LEFT, TRACK_PUBLISHED, *EGRESS_EVENTS)
-
-#: The key of a value no event has set yet: below every event's.
-NO_EVENT_AT = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 TERMINAL_EGRESS = frozenset(
     {
@@ -104,89 +109,6 @@ _EGRESS_KEYS = {
     for spelling in (name, EgressInfo.DESCRIPTOR.fields_by_name[name].json_name)
 }
 _STATE_READ = _spellings(IngressState, ("room_id", "started_at", "ended_at", "status"))
-
-
-@dataclass(frozen=True)
-class Stamp:
-    """Which event set a value: whether it was real (not derived), its `created_at` and
-    id. Compared as `(real, at, event_id)`."""
-
-    real: bool
-    at: dt.datetime
-    event_id: str
-
-
-NO_STAMP = Stamp(False, NO_EVENT_AT, "")
-
-
-@dataclass
-class SessionFact:
-    """What an event says of its room session (`sessions` row)."""
-
-    session_id: str
-    stamp: Stamp
-    received_at: dt.datetime
-    room_name: str = ""
-    anchored: bool = False
-    created_at: dt.datetime | None = None
-    ended_at: dt.datetime | None = None
-
-
-@dataclass
-class ParticipantFact:
-    """What an event says of one participant session (one participant sid)."""
-
-    session_id: str
-    participant_sid: str
-    identity: str
-    stamp: Stamp
-    name: str = ""
-    kind: int = 0
-    joined_at: dt.datetime | None = None
-    left_at: dt.datetime | None = None
-    sources: set[str] = field(default_factory=set)
-
-
-@dataclass
-class EgressFact:
-    """What an event says of one egress."""
-
-    egress_id: str
-    session_id: str
-    room_name: str
-    egress_type: str
-    status: str
-    status_rank: int
-    stamp: Stamp
-    received_at: dt.datetime
-    started_at: dt.datetime | None = None
-    ended_at: dt.datetime | None = None
-
-
-@dataclass
-class IngressFact:
-    """What an event says of one active interval of an ingress (an ingress id and the
-    `IngressState.started_at` of the interval, 0 when the event gives none)."""
-
-    ingress_id: str
-    started_ns: int
-    session_id: str
-    room_name: str
-    participant_identity: str
-    stamp: Stamp
-    received_at: dt.datetime
-    started_at: dt.datetime | None = None
-    ended_at: dt.datetime | None = None
-
-
-@dataclass
-class Facts:
-    """Every fact of one event (each list empty when the event says nothing of it)."""
-
-    sessions: list[SessionFact] = field(default_factory=list)
-    participants: list[ParticipantFact] = field(default_factory=list)
-    egress: list[EgressFact] = field(default_factory=list)
-    ingress: list[IngressFact] = field(default_factory=list)
 
 
 def _ms(milliseconds: int) -> dt.datetime:
