@@ -15,8 +15,8 @@ from app.http.deps import (
     EgressWriteCaller,
     IdempotencyDep,
     LiveKitDep,
+    MediaAllowDep,
     RecordingsBucketDep,
-    SettingsDep,
 )
 from app.server_apis import egress
 from schemas.bridge import to_json, to_page
@@ -57,7 +57,7 @@ ONE: dict[str, Any] = {
 async def start_room_composite_egress(
     body: StartRoomCompositeEgress,
     lk: LiveKitDep,
-    settings: SettingsDep,
+    allow: MediaAllowDep,
     bucket: RecordingsBucketDep,
     _: EgressWriteCaller,
     idempotent: IdempotencyDep,
@@ -65,7 +65,6 @@ async def start_room_composite_egress(
     """StartRoomCompositeEgress: the room's participants composed by a layout (or the page at
     `custom_base_url`) to files, streams, segments or images. A retry with the same
     `Idempotency-Key` and body gets the first response, not a second egress."""
-    allow = settings.media_url_allow_list
     return await idempotent.run(lambda: egress.start_room_composite(lk, body, allow, bucket))
 
 
@@ -73,7 +72,7 @@ async def start_room_composite_egress(
 async def start_web_egress(
     body: StartWebEgress,
     lk: LiveKitDep,
-    settings: SettingsDep,
+    allow: MediaAllowDep,
     bucket: RecordingsBucketDep,
     _: EgressWriteCaller,
     idempotent: IdempotencyDep,
@@ -81,7 +80,6 @@ async def start_web_egress(
     """StartWebEgress: the page at `url` (http(s); within MEDIA_URL_ALLOW when set, 403
     otherwise, as every URL a start body gives) recorded or streamed. Idempotent with an
     `Idempotency-Key`."""
-    allow = settings.media_url_allow_list
     return await idempotent.run(lambda: egress.start_web(lk, body, allow, bucket))
 
 
@@ -89,14 +87,13 @@ async def start_web_egress(
 async def start_participant_egress(
     body: StartParticipantEgress,
     lk: LiveKitDep,
-    settings: SettingsDep,
+    allow: MediaAllowDep,
     bucket: RecordingsBucketDep,
     _: EgressWriteCaller,
     idempotent: IdempotencyDep,
 ) -> Response:
     """StartParticipantEgress: a participant's camera (or screen share) and microphone.
     Idempotent with an `Idempotency-Key`."""
-    allow = settings.media_url_allow_list
     return await idempotent.run(lambda: egress.start_participant(lk, body, allow, bucket))
 
 
@@ -104,14 +101,13 @@ async def start_participant_egress(
 async def start_track_composite_egress(
     body: StartTrackCompositeEgress,
     lk: LiveKitDep,
-    settings: SettingsDep,
+    allow: MediaAllowDep,
     bucket: RecordingsBucketDep,
     _: EgressWriteCaller,
     idempotent: IdempotencyDep,
 ) -> Response:
     """StartTrackCompositeEgress: one audio and/or one video track, muxed. Idempotent with
     an `Idempotency-Key`."""
-    allow = settings.media_url_allow_list
     return await idempotent.run(lambda: egress.start_track_composite(lk, body, allow, bucket))
 
 
@@ -119,14 +115,13 @@ async def start_track_composite_egress(
 async def start_track_egress(
     body: StartTrackEgress,
     lk: LiveKitDep,
-    settings: SettingsDep,
+    allow: MediaAllowDep,
     bucket: RecordingsBucketDep,
     _: EgressWriteCaller,
     idempotent: IdempotencyDep,
 ) -> Response:
     """StartTrackEgress: one track as published, to a file or a WebSocket. Idempotent with
     an `Idempotency-Key`."""
-    allow = settings.media_url_allow_list
     return await idempotent.run(lambda: egress.start_track(lk, body, allow, bucket))
 
 
@@ -172,7 +167,7 @@ async def update_stream(
     egress_id: EgressId,
     body: UpdateStreamBody,
     lk: LiveKitDep,
-    settings: SettingsDep,
+    allow: MediaAllowDep,
     _: EgressWriteCaller,
 ) -> dict[str, Any]:
     """UpdateStream: add and remove stream output URLs of an active egress (an added URL
@@ -182,7 +177,7 @@ async def update_stream(
         egress_id,
         body.add_output_urls,
         body.remove_output_urls,
-        settings.media_url_allow_list,
+        allow,
     )
     return to_json(info)
 

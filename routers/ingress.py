@@ -16,7 +16,7 @@ from app.http.deps import (
     IngressReadCaller,
     IngressWriteCaller,
     LiveKitDep,
-    SettingsDep,
+    MediaAllowDep,
 )
 from app.server_apis import ingress
 from schemas.bridge import to_json, to_page
@@ -46,7 +46,7 @@ ONE: dict[str, Any] = {
 async def create_ingress(
     body: CreateIngressRequest,
     lk: LiveKitDep,
-    settings: SettingsDep,
+    allow: MediaAllowDep,
     _: IngressWriteCaller,
     idempotent: IdempotencyDep,
 ) -> Response:
@@ -54,7 +54,6 @@ async def create_ingress(
     pulled by the ingress worker (within MEDIA_URL_ALLOW when set, 403 otherwise). A retry
     with the same `Idempotency-Key` and body gets the first response, not a second ingress
     (replayed only to the same service key, itself holding `ingress:write`)."""
-    allow = settings.media_url_allow_list
     return await idempotent.run(lambda: ingress.create_ingress(lk, body, allow))
 
 

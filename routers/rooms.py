@@ -10,7 +10,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from app.http.deps import IdempotencyDep, LiveKitDep, RoomsReadCaller, RoomsWriteCaller, SettingsDep
+from app.http.deps import (
+    IdempotencyDep,
+    LiveKitDep,
+    MediaAllowDep,
+    RoomsReadCaller,
+    RoomsWriteCaller,
+)
 from app.server_apis import rooms
 from routers.params import Identity, RoomName
 from schemas.bridge import to_json, to_page
@@ -52,7 +58,7 @@ PARTICIPANT = "/rooms/{room}/participants/{identity}"
 async def create_room(
     body: CreateRoomRequest,
     lk: LiveKitDep,
-    settings: SettingsDep,
+    allow: MediaAllowDep,
     caller: RoomsWriteCaller,
     idempotent: IdempotencyDep,
 ) -> Response:
@@ -61,7 +67,6 @@ async def create_room(
     checked as on the egress routes); an existing room is returned as it is. A retry with
     the same `Idempotency-Key` and body gets the first response without calling LiveKit
     again."""
-    allow = settings.media_url_allow_list
     return await idempotent.run(lambda: rooms.create_room(lk, body, caller, allow))
 
 

@@ -14,7 +14,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel
 
-from app.http.deps import IdempotencyDep, LiveKitDep, SettingsDep, SipReadCaller, SipWriteCaller
+from app.http.deps import (
+    IdempotencyDep,
+    LiveKitDep,
+    MediaAllowDep,
+    SettingsDep,
+    SipReadCaller,
+    SipWriteCaller,
+)
 from app.server_apis import sip
 from schemas.bridge import to_json, to_page
 from schemas.problems import LIVEKIT_PROBLEMS, problems
@@ -138,11 +145,10 @@ def add_resource_routes(
     async def create(
         body: request,  # type: ignore[valid-type]
         lk: LiveKitDep,
-        settings: SettingsDep,
+        allow: MediaAllowDep,
         _: SipWriteCaller,
         idempotent: IdempotencyDep,
     ) -> Response:
-        allow = settings.media_url_allow_list
         return await idempotent.run(lambda: sip.create(lk, resource, body, allow))
 
     @router.get(
@@ -191,10 +197,9 @@ def add_resource_routes(
         id_: Annotated[str, Depends(id_param)],
         body: update,  # type: ignore[valid-type]
         lk: LiveKitDep,
-        settings: SettingsDep,
+        allow: MediaAllowDep,
         _: SipWriteCaller,
     ) -> dict[str, Any]:
-        allow = settings.media_url_allow_list
         return to_json(await sip.update(lk, resource, id_, body, allow))
 
     @router.put(
@@ -210,10 +215,9 @@ def add_resource_routes(
         id_: Annotated[str, Depends(id_param)],
         body: request,  # type: ignore[valid-type]
         lk: LiveKitDep,
-        settings: SettingsDep,
+        allow: MediaAllowDep,
         _: SipWriteCaller,
     ) -> dict[str, Any]:
-        allow = settings.media_url_allow_list
         return to_json(await sip.replace(lk, resource, id_, body, allow))
 
     @router.delete(

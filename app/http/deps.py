@@ -2,7 +2,7 @@
 `app.dependency_overrides[...]`. All are `async def` (none blocks), so FastAPI calls them
 on the event loop instead of handing each to a worker thread.
 
-- `SettingsDep`: the app's `Settings`;
+- `SettingsDep`: the app's `Settings`; `MediaAllowDep`: MEDIA_URL_ALLOW's parsed patterns;
 - `LiveKitDep`: the `LiveKit` gateway owned by the lifespan;
 - `StoreDep`: the `Store` (database engine and repositories, see `app.store`) owned by the lifespan;
 - `EventFollowerDep`: the event streams' `EventFollower` (`app.events.streams`) owned by the
@@ -51,6 +51,7 @@ from app.http.idempotency import (
 )
 from app.livekit.gateway import LiveKit
 from app.livekit.services import DISPATCH, EGRESS, INGRESS, ROOMS, SIP, LiveKitService
+from app.server_apis.urlpatterns import UrlAllowList
 from app.store.engine import Store
 from schemas.bridge import to_json
 
@@ -62,6 +63,13 @@ async def get_settings(request: Request) -> Settings:
     """The settings `create_app` was given."""
     settings: Settings = request.app.state.settings
     return settings
+
+
+async def get_media_allow(request: Request) -> UrlAllowList:
+    """MEDIA_URL_ALLOW's patterns (parsed once with the settings), which every URL a LiveKit
+    worker will fetch or send to is checked against (`app.server_apis.media.check_media`)."""
+    settings: Settings = request.app.state.settings
+    return settings.media_url_allow_list
 
 
 async def get_livekit(request: Request) -> LiveKit:
@@ -89,6 +97,7 @@ async def get_event_follower(request: Request) -> EventFollower:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+MediaAllowDep = Annotated[UrlAllowList, Depends(get_media_allow)]
 LiveKitDep = Annotated[LiveKit, Depends(get_livekit)]
 StoreDep = Annotated[Store, Depends(get_store)]
 EventFollowerDep = Annotated[EventFollower, Depends(get_event_follower)]
