@@ -121,8 +121,8 @@ C = TypeVar("C", bound=Component)
 
 class Stack:
     """Redis, a LiveKit dev server and the service, started in order on free loopback ports
-    as the tier asks for them, and stopped by PID in reverse order by `close()` (or the end
-    of a `with` block).
+    as the tier asks for them, and stopped in reverse order by `close()` (or the end of a
+    `with` block): each process by its PID, the service's uvicorn thread told to exit.
 
     `services` names the services in front of LiveKit: each gets its port now, so that
     LiveKit, started before them, posts its webhooks to every one (unless `webhooks` is
