@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -153,13 +153,13 @@ class Stack:
         self._webhooks = webhooks
         self._livekit_type = livekit_type
         self._services: dict[str, LiveService] = {}
-        self._stops: list[Callable[[], None]] = []
+        self._exit = ExitStack()
 
     def start(self, component: C) -> C:
         """Start `component` and have the stack stop it, before everything started
         earlier; returns it."""
         component.start()
-        self._stops.append(component.stop)
+        self._exit.callback(component.stop)
         return component
 
     @functools.cached_property
@@ -188,16 +188,14 @@ class Stack:
         if name not in self._services:
             tmp_dir = self.workdir / name
             tmp_dir.mkdir(exist_ok=True)
-            settings = make_settings(self.livekit.url, tmp_dir, **self.settings, **overrides)
-            service = LiveService(self.ports[name]).start(settings)
-            self._stops.append(service.stop)
-            self._services[name] = service
+            settings = {**self.settings, **overrides}
+            service = serving(self.livekit.url, tmp_dir, port=self.ports[name], **settings)
+            self._services[name] = self._exit.enter_context(service)
         return self._services[name]
 
     def close(self) -> None:
         """Stop every component started, the last started first."""
-        while self._stops:
-            self._stops.pop()()
+        self._exit.close()
 
     def __enter__(self) -> Stack:
         return self
