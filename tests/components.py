@@ -29,15 +29,16 @@ import uvicorn
 
 from app.__main__ import uvicorn_options
 from app.config.settings import Settings
-from app.core.devserver import PROJECT_ROOT, ManagedProcess, find_binary, free_port, http_ok
+from app.core.devserver import (
+    PROJECT_ROOT,
+    ManagedProcess,
+    find_binary,
+    free_port,
+    http_ok,
+    port_open,
+    wait_until,
+)
 from app.main import create_app
-
-
-def _port_open(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 class LocalRedis:
@@ -64,7 +65,7 @@ class LocalRedis:
         self.process = ManagedProcess("redis", args, workdir)
 
     def start(self) -> LocalRedis:
-        self.process.start(lambda: _port_open(self.port))
+        self.process.start(lambda: port_open(self.port))
         return self
 
     def stop(self) -> None:
@@ -93,7 +94,7 @@ class LocalTestServer:
         )
 
     def start(self) -> LocalTestServer:
-        self.process.start(lambda: _port_open(self.port))
+        self.process.start(lambda: port_open(self.port))
         return self
 
     def stop(self) -> None:
@@ -138,7 +139,7 @@ class LocalSeaweedFS:
         """A free port whose gRPC twin (+10000, SeaweedFS's rule) is free too."""
         while True:
             port = free_port()
-            if not _port_open(port + 10000):
+            if not port_open(port + 10000):
                 return port
 
     def client(self) -> Any:
@@ -213,13 +214,14 @@ class LiveService:
             target=lambda: asyncio.run(self._server.serve()), daemon=True
         )
         self._thread.start()
-        deadline = time.monotonic() + 20
-        probe = http_ok(f"{self.url}/healthz")
-        while not probe():
-            if time.monotonic() > deadline:
-                raise RuntimeError("the service did not start")
-            time.sleep(0.05)
+        if not wait_until(http_ok(f"{self.url}/healthz"), 20, interval=0.05):
+            raise RuntimeError("the service did not start")
         return self
+
+    def client(self, timeout: float = 30) -> httpx.AsyncClient:
+        """An HTTP client of this service (no credentials: add `auth(...)`), `timeout` s
+        per request; use it as `async with service.client() as http:`."""
+        return httpx.AsyncClient(base_url=self.url, timeout=timeout)
 
     def stop(self) -> None:
         if self._server:
@@ -522,7 +524,7 @@ async def post_webhooks(http: httpx.AsyncClient, events: list[dict[str, object]]
     test API key as LiveKit signs them; asserts each is answered 200."""
     import json
 
-    from tests.conftest import API_KEY, API_SECRET
+    from tests.stack import API_KEY, API_SECRET
 
     for event in events:
         body = json.dumps(event).encode()

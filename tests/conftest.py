@@ -1,16 +1,13 @@
-"""Shared fixtures: real LiveKit (dev mode, with Redis), the service over real HTTP, and
-in-process clients with their own settings.
+"""Shared fixtures: the integration tier's `Stack` (Redis, real LiveKit in dev mode posting
+webhooks to the service over real HTTP) and its clients, in-process clients with their own
+settings, and the other real components a test may ask for.
 
-Service keys available to every test (see `KEYS`): `admin` (all scopes), `reader`
-(`rooms:read`), `issuer` (`tokens:issue`), `events` (`webhooks:read`), `nobody` (none),
-`minter` (`tokens:admin`), `room-writer` (`rooms:write`), `sip-writer` (`sip:write`),
-`ingress-writer` (`ingress:write`), `recordings-reader` (`recordings:read`), `hooks`
-(`webhooks:write`).
-Use `auth("reader")` for the header.
+Service keys, `auth(name)` and `make_settings` are `tests.stack`'s, named here too.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -24,12 +21,9 @@ from typing import Any
 import httpx
 import pytest
 import structlog
-from asgi_lifespan import LifespanManager
 
-from app.config.settings import Settings
 from app.core.devserver import LocalLiveKit, LocalPostgres
 from app.core.logs import configure_logging
-from app.main import create_app
 from tests.components import (
     LiveService,
     LocalJWKS,
@@ -38,73 +32,54 @@ from tests.components import (
     LocalTestServer,
     Subscriber,
 )
+from tests.stack import API_KEY as API_KEY
+from tests.stack import API_SECRET as API_SECRET
+from tests.stack import KEYS as KEYS
+from tests.stack import Stack, asgi_client, make_settings
+from tests.stack import auth as auth
+from tests.stack import service_keys as service_keys
+from tests.stack import serving as serving
 
-API_KEY = "APItestkey"
-API_SECRET = secrets.token_urlsafe(32)
 IN_CI = os.environ.get("CI") == "true"
-
-KEYS: dict[str, tuple[str, list[str]]] = {
-    "admin": (secrets.token_urlsafe(32), ["admin"]),
-    "reader": (secrets.token_urlsafe(32), ["rooms:read"]),
-    "issuer": (secrets.token_urlsafe(32), ["tokens:issue"]),
-    "events": (secrets.token_urlsafe(32), ["webhooks:read"]),
-    "nobody": (secrets.token_urlsafe(32), []),
-    "minter": (secrets.token_urlsafe(32), ["tokens:admin"]),
-    "room-writer": (secrets.token_urlsafe(32), ["rooms:write"]),
-    "sip-writer": (secrets.token_urlsafe(32), ["sip:write"]),
-    "ingress-writer": (secrets.token_urlsafe(32), ["ingress:write"]),
-    "recordings-reader": (secrets.token_urlsafe(32), ["recordings:read"]),
-    "hooks": (secrets.token_urlsafe(32), ["webhooks:write"]),
-}
-
-
-def auth(name: str) -> dict[str, str]:
-    """The Authorization header for the test service key `name`."""
-    return {"Authorization": f"Bearer {KEYS[name][0]}"}
-
-
-def service_keys() -> list[dict[str, Any]]:
-    return [{"name": n, "key": k, "scopes": s} for n, (k, s) in KEYS.items()]
-
-
-def make_settings(livekit_url: str, tmp_dir: Path, **overrides: Any) -> Settings:
-    """Settings for a test app against `livekit_url`; `overrides` are Settings fields."""
-    values: dict[str, Any] = {
-        "app_env": "development",
-        "livekit_url": livekit_url,
-        "livekit_api_key": API_KEY,
-        "livekit_api_secret": API_SECRET,
-        "service_keys": service_keys(),
-        "database_url": f"sqlite+aiosqlite:///{tmp_dir / 'events.db'}",
-        # relay endpoints in the tests are subscribers on loopback (`Subscriber`)
-        "webhook_endpoint_allow": ["127.0.0.1"],
-        # off unless a test turns it on: its LiveKit calls and derived events are its own
-        "reconcile_interval_seconds": 0,
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
-
-
-@contextmanager
-def serving(
-    livekit_url: str, tmp_dir: Path, *, port: int | None = None, **overrides: Any
-) -> Iterator[LiveService]:
-    """`with serving(livekit_url, tmp_dir, **overrides) as service:` the service over real
-    HTTP (`LiveService`, on `port` or a free one) for `make_settings(livekit_url, tmp_dir,
-    **overrides)`, stopped when the block ends."""
-    service = LiveService(port).start(make_settings(livekit_url, tmp_dir, **overrides))
-    try:
-        yield service
-    finally:
-        service.stop()
 
 
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[LocalRedis]:
+def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The integration tier's stack: Redis, LiveKit posting webhooks to the live service."""
+    with Stack(tmp_path_factory.mktemp("live"), services=("live",)) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def redis_server(live_stack: Stack) -> LocalRedis:
     """A real Redis for LiveKit (SIP, ingress and egress APIs need one)."""
-    server = LocalRedis().start()
-    yield server
-    server.stop()
+    return live_stack.redis
+
+
+@pytest.fixture(scope="session")
+def livekit_server(live_stack: Stack) -> LocalLiveKit:
+    """`livekit-server --dev` with Redis, posting webhooks to the live service."""
+    return live_stack.livekit
+
+
+@pytest.fixture(scope="session")
+def live_service(live_stack: Stack) -> LiveService:
+    """The service over real HTTP, against the real LiveKit server."""
+    return live_stack.service()
+
+
+@pytest.fixture
+async def client(live_service: LiveService) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the live service."""
+    async with live_service.client() as http:
+        yield http
+
+
+@pytest.fixture
+def app_client(tmp_path: Path) -> Callable[..., Any]:
+    """`async with app_client(livekit_url, **settings) as http:` an in-process client for an
+    app with its own settings (policy, keys ...), lifespan included (`asgi_client`)."""
+    return functools.partial(asgi_client, tmp_dir=tmp_path)
 
 
 @pytest.fixture(scope="session")
@@ -114,65 +89,6 @@ def test_server() -> Iterator[LocalTestServer]:
     server = LocalTestServer(API_SECRET).start()
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="session")
-def live_service_port() -> int:
-    from app.core.devserver import free_port
-
-    return free_port()
-
-
-@pytest.fixture(scope="session")
-def livekit_server(redis_server: LocalRedis, live_service_port: int) -> Iterator[LocalLiveKit]:
-    """`livekit-server --dev` with Redis, posting webhooks to the live service."""
-    server = LocalLiveKit(
-        api_key=API_KEY,
-        api_secret=API_SECRET,
-        redis=redis_server.address,
-        webhook_urls=[f"http://127.0.0.1:{live_service_port}/v1/webhooks/livekit"],
-    )
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def live_service(
-    livekit_server: LocalLiveKit, live_service_port: int, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveService]:
-    """The service over real HTTP, against the real LiveKit server."""
-    with serving(
-        livekit_server.url, tmp_path_factory.mktemp("live"), port=live_service_port
-    ) as service:
-        yield service
-
-
-@pytest.fixture
-async def client(live_service: LiveService) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client for the live service."""
-    async with httpx.AsyncClient(base_url=live_service.url, timeout=30) as http:
-        yield http
-
-
-@pytest.fixture
-def app_client(
-    tmp_path: Path,
-) -> Callable[..., Any]:
-    """`async with app_client(livekit_url, **settings) as http:` an in-process client for an
-    app with its own settings (policy, keys ...), lifespan included."""
-    from contextlib import asynccontextmanager
-
-    @asynccontextmanager
-    async def open_client(livekit_url: str, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-        app = create_app(make_settings(livekit_url, tmp_path, **overrides))
-        async with LifespanManager(app) as manager:
-            transport = httpx.ASGITransport(app=manager.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-                http.app = app  # type: ignore[attr-defined]  # for dependency_overrides
-                yield http
-
-    return open_client
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Helpers every test tier shares: unique names, the check of a problem+json answer, and
 polling until a real component has caught up. (Fixtures live in the conftest files; the
-real components they start, in tests/components.py.)"""
+stack of real components they ask for, in tests/stack.py; the components, in
+tests/components.py.)"""
 
 from __future__ import annotations
 

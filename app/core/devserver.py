@@ -92,15 +92,16 @@ class ManagedProcess:
             cwd=self.cwd,
             start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
+        process = self._process
+
+        def ready_unless_exited() -> bool:
+            if process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited: {self.log_tail()}")
-            if ready():
-                return
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"{self.name} not ready after {timeout:g} s: {self.log_tail()}")
+            return ready()
+
+        if not wait_until(ready_unless_exited, timeout):
+            self.stop()
+            raise RuntimeError(f"{self.name} not ready after {timeout:g} s: {self.log_tail()}")
 
     def running(self) -> bool:
         """True while the started process has not exited."""
@@ -132,6 +133,23 @@ class ManagedProcess:
         except FileNotFoundError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+def wait_until(ready: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
+    """Call `ready()` every `interval` s until it is true (then True) or `timeout` s have
+    passed (then False); what `ready()` raises propagates."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """A readiness probe: something accepts TCP connections on `host:port`."""
+    with socket.socket() as sock:
+        return sock.connect_ex((host, port)) == 0
 
 
 def http_ok(url: str) -> Callable[[], bool]:

@@ -22,17 +22,11 @@ from app.core.devserver import (
     find_binary,
     free_port,
     http_ok,
+    port_open,
 )
 
 #: The namespace's veth address (exported by scripts/in-netns.sh).
 NETNS_ADDR = os.environ.get("TEST_NETNS_ADDR", "")
-
-
-def _port_open(port: int, host: str = "127.0.0.1") -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        return sock.connect_ex((host, port)) == 0
 
 
 def worker_env(workdir: Path, **extra: str) -> dict[str, str]:
@@ -73,28 +67,19 @@ class PulseAudio:
 
 
 class MediaLiveKit(LocalLiveKit):
-    """`livekit-server --dev` with Redis, advertising `NETNS_ADDR` for media, telling
-    clients the ingress URLs (`rtmp_port`, `whip_port` are the ingress worker's)."""
+    """`livekit-server --dev` advertising `node_ip` (`NETNS_ADDR`) for media, telling clients
+    the ingress URLs there (`rtmp_port`, `whip_port` are the ingress worker's); `options` are
+    `LocalLiveKit`'s (key pair, Redis, webhook URLs)."""
 
-    def __init__(
-        self, *, api_key: str, api_secret: str, redis: str, webhook_urls: list[str]
-    ) -> None:
+    def __init__(self, *, node_ip: str = NETNS_ADDR, **options: Any) -> None:
         self.rtmp_port = free_port()
         self.whip_port = free_port()
-        self.node_ip = NETNS_ADDR
-        super().__init__(
-            api_key=api_key,
-            api_secret=api_secret,
-            redis=redis,
-            webhook_urls=webhook_urls,
-            node_ip=NETNS_ADDR,
-            extra_config={
-                "ingress": {
-                    "rtmp_base_url": f"rtmp://{NETNS_ADDR}:{self.rtmp_port}/live",
-                    "whip_base_url": f"http://{NETNS_ADDR}:{self.whip_port}/w",
-                }
-            },
-        )
+        self.node_ip = node_ip
+        ingress = {
+            "rtmp_base_url": f"rtmp://{node_ip}:{self.rtmp_port}/live",
+            "whip_base_url": f"http://{node_ip}:{self.whip_port}/w",
+        }
+        super().__init__(node_ip=node_ip, extra_config={"ingress": ingress}, **options)
 
 
 class _Worker:
@@ -128,7 +113,7 @@ class _Worker:
         }
 
     def start(self) -> _Worker:
-        self.process.start(lambda: _port_open(self.health_port), timeout=60)
+        self.process.start(lambda: port_open(self.health_port), timeout=60)
         self.starts += 1
         return self
 

@@ -1,11 +1,11 @@
 """The media tier: LiveKit's egress and ingress workers, inside the test run's network
 namespace (`make test` runs pytest through scripts/in-netns.sh).
 
-Session fixtures start, on free ports: Redis, a LiveKit server advertising the namespace's
-address, PulseAudio, the egress and ingress workers, and the service over real HTTP
-(receiving LiveKit's webhooks). `egress_worker` restarts the egress worker before a test
-when it exited (it does after some pipeline errors). The tests share the 2 cores with
-everything else: run them one at a time, never in parallel.
+Session fixtures start, on free ports: the tier's `Stack` (Redis, a LiveKit server
+advertising the namespace's address, the service over real HTTP receiving LiveKit's
+webhooks), PulseAudio, and the egress and ingress workers. `egress_worker` restarts the
+egress worker before a test when it exited (it does after some pipeline errors). The tests
+share the 2 cores with everything else: run them one at a time, never in parallel.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import pytest
 
 from app.core.devserver import free_port
 from tests.components import LiveService, LocalRedis, LocalSeaweedFS
-from tests.conftest import API_KEY, API_SECRET, auth, recordings_settings, serving
+from tests.conftest import auth, recordings_settings
 from tests.media.components import (
     NETNS_ADDR,
     EgressWorker,
@@ -34,6 +34,7 @@ from tests.media.components import (
     MediaLiveKit,
     PulseAudio,
 )
+from tests.stack import Stack
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -56,82 +57,52 @@ def media_netns() -> str:
 
 
 @pytest.fixture(scope="session")
-def media_redis(media_netns: str) -> Iterator[LocalRedis]:
-    """A Redis of the media tier's own, so that no other LiveKit server shares its workers."""
-    server = LocalRedis().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def media_service_port() -> int:
-    return free_port()
-
-
-@pytest.fixture(scope="session")
-def recordings_service_port() -> int:
-    return free_port()
-
-
-@pytest.fixture(scope="session")
-def media_livekit(
-    media_redis: LocalRedis, media_service_port: int, recordings_service_port: int
-) -> Iterator[MediaLiveKit]:
-    """LiveKit with Redis, media on the namespace address, webhooks to the media service and
-    to the recordings service (`recordings_service`, started by the tests that need it)."""
-    server = MediaLiveKit(
-        api_key=API_KEY,
-        api_secret=API_SECRET,
-        redis=media_redis.address,
-        webhook_urls=[
-            f"http://127.0.0.1:{port}/v1/webhooks/livekit"
-            for port in (media_service_port, recordings_service_port)
-        ],
-    )
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def media_service(
-    media_livekit: MediaLiveKit, media_service_port: int, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveService]:
-    """The service over real HTTP against the media tier's LiveKit (10 s LiveKit deadline)."""
-    with serving(
-        media_livekit.url,
-        tmp_path_factory.mktemp("media"),
-        port=media_service_port,
+def media_stack(media_netns: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The media tier's stack: a Redis of its own (so no other LiveKit server shares its
+    workers), LiveKit offering the namespace's address and the ingress URLs, posting webhooks
+    to the media service and to the recordings service (`recordings_service`, started by the
+    tests that need it), both with a 10 s LiveKit deadline."""
+    workdir = tmp_path_factory.mktemp("media")
+    with Stack(
+        workdir,
+        services=("media", "recordings"),
+        node_ip=media_netns,
+        livekit_type=MediaLiveKit,
         livekit_timeout_seconds=10,
-    ) as service:
-        yield service
+    ) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="session")
-def recordings_service(
-    media_livekit: MediaLiveKit,
-    recordings_service_port: int,
-    seaweedfs: LocalSeaweedFS,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[LiveService]:
+def media_redis(media_stack: Stack) -> LocalRedis:
+    """The stack's Redis, which the workers share with LiveKit."""
+    return media_stack.redis
+
+
+@pytest.fixture(scope="session")
+def media_livekit(media_stack: Stack) -> MediaLiveKit:
+    """The stack's LiveKit, a `MediaLiveKit` (its `livekit_type`)."""
+    return media_stack.livekit  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session")
+def media_service(media_stack: Stack) -> LiveService:
+    """The service over real HTTP against the media tier's LiveKit."""
+    return media_stack.service("media")
+
+
+@pytest.fixture(scope="session")
+def recordings_service(media_stack: Stack, seaweedfs: LocalSeaweedFS) -> LiveService:
     """A second service against the media tier's LiveKit, with its recordings bucket
     (`recordings`) on SeaweedFS: every egress output without an upload target goes there.
     SeaweedFS listens on loopback, which the egress worker in the namespace reaches."""
-    settings = recordings_settings(seaweedfs, "recordings")
-    with serving(
-        media_livekit.url,
-        tmp_path_factory.mktemp("recordings"),
-        port=recordings_service_port,
-        livekit_timeout_seconds=10,
-        **settings,
-    ) as service:
-        yield service
+    return media_stack.service("recordings", **recordings_settings(seaweedfs, "recordings"))
 
 
 @pytest.fixture
 async def media_client(media_service: LiveService) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client of the media service (no credentials: add `auth(...)`)."""
-    async with httpx.AsyncClient(base_url=media_service.url, timeout=60) as http:
+    async with media_service.client(timeout=60) as http:
         yield http
 
 

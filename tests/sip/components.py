@@ -36,13 +36,6 @@ def netns_address() -> str:
     return address
 
 
-def free_udp_port() -> int:
-    """A UDP port on 127.0.0.1 that nothing is bound to right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
 def udp_bound(port: int) -> bool:
     """True when some process holds UDP `port` on 127.0.0.1 (a readiness probe)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -117,7 +110,7 @@ class Phone:
         keys: dict[str, str] | None = None,
     ) -> None:
         self.scenario = scenario
-        self.port = free_udp_port()
+        self.port = free_port(udp=True)
         self.address = f"{LOOPBACK}:{self.port}"
         self.dial = dial
         self.workdir = Path(tempfile.mkdtemp(prefix=f"sipp-{scenario}-"))
@@ -137,7 +130,7 @@ class Phone:
             "-mi",
             LOOPBACK,
             "-mp",
-            str(free_udp_port()),
+            str(free_port(udp=True)),
             "-rtp_echo",
             "-nostdin",
             "-trace_msg",
