@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -272,12 +273,19 @@ def projection_statements(dialect: str, rows: Iterable[Any]) -> list[tuple[Any, 
     return [(upserts[table], values) for _, table, values in keyed]
 
 
+def _statement_of(pair: tuple[Any, dict[str, Any]]) -> int:
+    return id(pair[0])
+
+
 async def write_projections(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """The `EventWriter` of the projections: folds the events just stored into them, in
-    the events' transaction."""
+    the events' transaction, each table's upserts sent together (`executemany`: one call
+    to the database per table, not per fact)."""
     dialect = session.get_bind().dialect.name
-    for statement, values in projection_statements(dialect, rows):
-        await session.execute(statement, values)
+    for _, parameters in groupby(projection_statements(dialect, rows), _statement_of):
+        # one executemany per table: the driver runs the statement once per row, in order
+        group = list(parameters)
+        await session.execute(group[0][0], [values for _, values in group])
 
 
 # --- rebuild and purge -------------------------------------------------------------------
