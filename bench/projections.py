@@ -176,10 +176,9 @@ async def measure_reads(database_url: str, repeat: int, figures: Figures) -> Non
                 "end": (first + dt.timedelta(days=DAYS)).isoformat(),
                 "group_by": "day",
             }
-            figures.reads[f"usage, {DAYS} days by day"] = (
-                await timed(repeat, get("/v1/usage", usage)),
-                None,
-            )
+            if (await http.get("/v1/usage", params=usage)).status_code != 404:  # older commits
+                ms = await timed(repeat, get("/v1/usage", usage))
+                figures.reads[f"usage, {DAYS} days by day"] = (ms, None)
 
 
 async def busiest_room(store: Store) -> str:
