@@ -281,17 +281,17 @@ async def fill(
     plan = plan_for(events, days, rooms_per_day, today or dt.datetime.now(dt.UTC).date())
     stored = 0
     chunk: list[dict[str, Any]] = []
+    in_flight: asyncio.Future[list[bool]] | None = None
     for body in generate(events, plan, seed):
         chunk.append(parse_event(json.dumps(body).encode())[1])
+        if len(chunk) % 100 == 0:
+            await asyncio.sleep(0)  # the commits under way go on while the next rows parse
         if len(chunk) == CONCURRENT_INSERTS:
-            stored += await _insert_all(store, chunk)
+            stored += sum(await in_flight) if in_flight else 0
+            in_flight = asyncio.gather(*(store.events.insert(row) for row in chunk))
             chunk = []
-    return stored + await _insert_all(store, chunk)
-
-
-async def _insert_all(store: Store, rows: list[dict[str, Any]]) -> int:
-    results = await asyncio.gather(*(store.events.insert(row) for row in rows))
-    return sum(results)
+    stored += sum(await in_flight) if in_flight else 0
+    return stored + sum(await asyncio.gather(*(store.events.insert(row) for row in chunk)))
 
 
 async def main(argv: list[str] | None = None) -> None:
