@@ -5,8 +5,8 @@ service is pointed at it and it sends its webhooks to the service, so one comman
 working stack. Its API secret is printed only when it was generated here (never one the
 operator configured).
 
-Logging goes through `app.logs` (structlog; uvicorn's own access log is off), and uvicorn
-runs with the header limits of `app.middleware` (see `uvicorn_options`).
+Logging goes through `app.core.logs` (structlog; uvicorn's own access log is off), and uvicorn
+runs with the header limits of `app.http.middleware` (see `uvicorn_options`).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from typing import Any
 
 import uvicorn
 
-from app.devserver import LocalLiveKit, running
-from app.logs import configure_logging
-from app.middleware import MAX_HEADER_BLOCK_BYTES
-from app.settings import DEV_API_KEY, ConfigurationError, Settings, load_settings
+from app.config.settings import DEV_API_KEY, ConfigurationError, Settings, load_settings
+from app.core.devserver import LocalLiveKit, running
+from app.core.logs import configure_logging
+from app.http.middleware import MAX_HEADER_BLOCK_BYTES
 
 log = logging.getLogger("app")
 
@@ -60,7 +60,7 @@ def main() -> None:
 
 
 def settings_or_exit() -> Settings:
-    """The settings (`app.settings.load_settings`); on a `ConfigurationError`, its message
+    """The settings (`app.config.settings.load_settings`); on a `ConfigurationError`, its message
     on stderr and exit status 1 (`SystemExit`), without a traceback."""
     try:
         return load_settings()
@@ -83,7 +83,7 @@ def _exit_on_sigterm() -> None:
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's settings for this service: `X-Forwarded-*` believed only from
     FORWARDED_ALLOW_IPS (none by default), h11's head buffer bounded, logging left to
-    `app.logs` with uvicorn's access log off, no `Server` header."""
+    `app.core.logs` with uvicorn's access log off, no `Server` header."""
     trusted = settings.forwarded_allow_ips.strip()
     return {
         "host": settings.host,

@@ -1,6 +1,6 @@
-"""`create_app()` assembles the app: settings, the request layers of `app.middleware`
+"""`create_app()` assembles the app: settings, the request layers of `app.http.middleware`
 (request ids, access log, header and body limits, authentication before the body), the
-routers, the problem+json handlers of `app.problems`, and the lifespan that owns the
+routers, the problem+json handlers of `app.http.problems`, and the lifespan that owns the
 LiveKit gateway, the HTTP client, the rate limiter and the store (migrated at start-up,
 with its housekeeping tasks, kept in `app.state.housekeeping`) and closes them."""
 
@@ -18,25 +18,25 @@ from fastapi import APIRouter, FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
-from app.auth import EndUserVerifier
-from app.idempotency import PURGE_INTERVAL_SECONDS
-from app.idempotency import purge_expired as purge_keys
-from app.livekit import LiveKit
-from app.logs import configure_logging_once
-from app.middleware import (
+from app.auth.callers import EndUserVerifier
+from app.config.settings import Settings, get_settings
+from app.core.logs import configure_logging_once
+from app.events.streams import EventFollower
+from app.events.webhooks import RETENTION_INTERVAL_SECONDS, purge_expired_events
+from app.http.idempotency import PURGE_INTERVAL_SECONDS
+from app.http.idempotency import purge_expired as purge_keys
+from app.http.middleware import (
     BodyLimitMiddleware,
     EarlyAuthMiddleware,
     HeaderLimitMiddleware,
     RequestContextMiddleware,
 )
-from app.problems import add_exception_handlers, document_problems
-from app.ratelimits import RateLimiter
-from app.request_ids import REQUEST_ID_HEADER
-from app.services import LIVEKIT_SERVICES
-from app.settings import Settings, get_settings
+from app.http.problems import add_exception_handlers, document_problems
+from app.http.ratelimits import RateLimiter
+from app.http.request_ids import REQUEST_ID_HEADER
+from app.livekit.gateway import LiveKit
+from app.livekit.services import LIVEKIT_SERVICES
 from app.store.engine import Store, run_periodically
-from app.streams import EventFollower
-from app.webhooks import RETENTION_INTERVAL_SECONDS, purge_expired_events
 from routers import console, health, sessions, tokens, webhooks, whoami
 from routers.direct import DirectRoute, DirectRoutesMiddleware
 
@@ -45,7 +45,7 @@ from routers.direct import DirectRoute, DirectRoutesMiddleware
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the LiveKit gateway, the outbound HTTP client, the rate limiter, the store
     (migrated to the newest schema; see `_start_housekeeping` for its purges) and the event
-    streams' follower (`app.streams`); close them.
+    streams' follower (`app.events.streams`); close them.
     Once started, the start-up heap is kept out of the garbage collector's way
     (`_freeze_startup_heap`)."""
     settings: Settings = app.state.settings
@@ -122,7 +122,7 @@ def _start_housekeeping(store: Store, settings: Settings) -> list[asyncio.Task[N
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The ASGI app. `settings` defaults to the environment's (`get_settings()`).
-    The process's logging is configured from them, once (`app.logs.configure_logging_once`),
+    The process's logging is configured from them, once (`app.core.logs.configure_logging_once`),
     so that any server running the app logs as `python -m app` does."""
     app = FastAPI(
         title="LiveKit control plane",
@@ -137,7 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or get_settings()
     configure_logging_once(app.state.settings)
     # Added innermost first: inside Starlette's ServerErrorMiddleware a request passes
-    # HeaderLimit, EarlyAuth, BodyLimit, then the routes (see app.middleware);
+    # HeaderLimit, EarlyAuth, BodyLimit, then the routes (see app.http.middleware);
     # `_add_outer_layers` puts the request context and CORS around all of them.
     for layer in (BodyLimitMiddleware, EarlyAuthMiddleware, HeaderLimitMiddleware):
         app.add_middleware(layer)
@@ -166,7 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def _routers() -> list[APIRouter]:
     """The routers `create_app` includes, in order (the order of /openapi.json's paths):
-    health, tokens and webhooks, each LiveKit service's in `app.services.LIVEKIT_SERVICES`,
+    health, tokens and webhooks, each LiveKit service's in `app.livekit.services.LIVEKIT_SERVICES`,
     then sessions, whoami and the console."""
     services: list[APIRouter] = [
         importlib.import_module(service.router).router for service in LIVEKIT_SERVICES
@@ -193,7 +193,7 @@ def _add_outer_layers(app: FastAPI, settings: Settings, direct_routes: list[Dire
     `RequestContextMiddleware` (outermost: every response, a CORS preflight too, carries
     `X-Request-ID`) and Starlette's `CORSMiddleware` for `CORS_ALLOW_ORIGINS`, so that every
     response to an allowed origin carries `Access-Control-Allow-Origin`, a 500 included
-    (`app.problems` renders it inside CORS). Preflights (`OPTIONS` with
+    (`app.http.problems` renders it inside CORS). Preflights (`OPTIONS` with
     `Access-Control-Request-Method`) are answered by CORS: 200 for an allowed origin,
     method and headers, 400 otherwise (Fetch standard, CORS protocol). Just inside CORS,
     `DirectRoutesMiddleware` serves `direct_routes` ahead of the rest (see its doc)."""

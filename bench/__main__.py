@@ -44,7 +44,7 @@ from typing import Any
 import aiohttp
 from livekit import api
 
-from app.devserver import LocalLiveKit, LocalPostgres, ManagedProcess, free_port, http_ok
+from app.core.devserver import LocalLiveKit, LocalPostgres, ManagedProcess, free_port, http_ok
 from bench.micro import webhook_authorization, webhook_event
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -279,7 +279,7 @@ def verdict(ok: bool) -> str:
 
 
 def start_postgres(workdir: Path) -> tuple[LocalPostgres, str]:
-    """A throwaway PostgreSQL cluster (`app.devserver.LocalPostgres`) and the URL of its
+    """A throwaway PostgreSQL cluster (`app.core.devserver.LocalPostgres`) and the URL of its
     empty database `bench`."""
     server = LocalPostgres().start()
     return server, server.create_database("bench")

@@ -46,7 +46,7 @@ def count(target: str, requests: int) -> int:
 
 async def inside(target: str, requests: int) -> None:
     """Under valgrind: warm up, then count `requests` requests of `target`."""
-    from app.logs import configure_logging
+    from app.core.logs import configure_logging
     from app.main import create_app
     from bench import ceiling
 

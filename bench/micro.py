@@ -19,8 +19,8 @@ from typing import Any
 
 from livekit import api
 
-from app.access_tokens import SignedAccessToken
-from app.webhook_verification import parse_event, verify_signature
+from app.livekit.access_tokens import SignedAccessToken
+from app.livekit.webhook_verification import parse_event, verify_signature
 
 KEY, SECRET = "APIbench", "s" * 43
 

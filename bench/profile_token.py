@@ -26,10 +26,10 @@ from typing import Any
 
 from livekit import api
 
-from app.access_tokens import SignedAccessToken
-from app.logs import configure_logging
+from app.config.settings import Settings
+from app.core.logs import configure_logging
+from app.livekit.access_tokens import SignedAccessToken
 from app.main import create_app
-from app.settings import Settings
 
 BODY = json.dumps({"room_name": "bench", "participant_identity": "p"}).encode()
 

@@ -1,5 +1,5 @@
 """What listing 1,000 sessions costs when sessions are recomputed from the stored events on
-every read (`app.sessions`), side by side in one run with two baselines on the same SQLite
+every read (`app.events.sessions`), side by side in one run with two baselines on the same SQLite
 store: reading the same sessions' raw events through the event list, and reading 1,000
 rows of a projection table (what a projection updated with each event insert would cost to
 read). Run: `.venv/bin/python -m bench.sessions [sessions]` (no LiveKit needed).
@@ -20,11 +20,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.sessions import get_session, list_sessions
+from app.events.sessions import get_session, list_sessions
+from app.events.webhooks import list_events
+from app.livekit.webhook_verification import parse_event
 from app.store.engine import Store
 from app.store.tables import webhook_events
-from app.webhook_verification import parse_event
-from app.webhooks import list_events
 from schemas.sessions import SessionQuery
 from schemas.webhooks import EventQuery
 

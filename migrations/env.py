@@ -24,7 +24,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_on_database_url() -> None:
-    from app.settings import get_settings
+    from app.config.settings import get_settings
 
     store = Store(get_settings().database_url.get_secret_value())
     try:

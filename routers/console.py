@@ -13,7 +13,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from app.errors import NotFound
+from app.core.errors import NotFound
 from schemas.problems import problems
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"

@@ -3,7 +3,7 @@ FastAPI documents from their endpoints' signatures like any route but which do n
 through its per-request machinery (dependency solving, body handling, response
 validation): on a small endpoint that machinery costs more than the endpoint itself. Most
 of their requests skip the framework's layers too: `DirectRoutesMiddleware` serves them
-when the admission layers of `app.middleware` would pass them on unchanged.
+when the admission layers of `app.http.middleware` would pass them on unchanged.
 
 `direct_route(arguments)` makes such a route class (a `DirectRoute`); `dependency` resolves
 a dependency (or its override) for it; `read_json_body` reads a JSON body as FastAPI does;
@@ -17,6 +17,7 @@ import email.message
 import functools
 import inspect
 import json
+import typing
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
@@ -27,7 +28,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, HTTPExceptionHandler, Receive, Scope, Send
 
-from app.middleware import (
+from app.http.middleware import (
     MAX_BODY_BYTES,
     body_framing,
     credential_needed,
@@ -38,8 +39,9 @@ from app.middleware import (
 T = TypeVar("T")
 
 #: What a direct route's `arguments` function is: the request in, the endpoint's keyword
-#: arguments out (raising what FastAPI would raise for the request).
-Arguments = Callable[[Request], Awaitable[dict[str, Any]]]
+#: arguments out (raising what FastAPI would raise for the request), declared as a
+#: `TypedDict` whose fields are the endpoint's parameters (`check_arguments`).
+Arguments = Callable[[Request], Awaitable[Mapping[str, Any]]]
 
 
 class DirectRoute(APIRoute):
@@ -53,6 +55,10 @@ class DirectRoute(APIRoute):
 
     arguments: Arguments
 
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        check_arguments(self.arguments, endpoint)
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         return self.respond
 
@@ -64,6 +70,21 @@ class DirectRoute(APIRoute):
         assert isinstance(result, BaseModel), f"{self.endpoint.__name__} returned {result!r}"
         body = result.model_dump_json(by_alias=True)
         return Response(body, status_code=self.status_code or 200, media_type="application/json")
+
+
+def check_arguments(arguments: Arguments, endpoint: Callable[..., Any]) -> None:
+    """Raise `TypeError` unless the `TypedDict` that `arguments` returns has exactly
+    `endpoint`'s parameters, each of the parameter's type (its `Annotated` dependency
+    aside). Run when a direct route is added (at import), so an endpoint that gains,
+    loses or retypes a parameter cannot be served with the arguments of its old signature."""
+    returned = typing.get_type_hints(arguments).get("return")
+    given = typing.get_type_hints(returned) if typing.is_typeddict(returned) else None
+    taken = {k: v for k, v in typing.get_type_hints(endpoint).items() if k != "return"}
+    if given != taken:
+        raise TypeError(
+            f"{arguments.__qualname__} must return a TypedDict of exactly "
+            f"{endpoint.__qualname__}'s parameters {taken}, not {given}"
+        )
 
 
 def direct_route(arguments: Arguments) -> type[DirectRoute]:
@@ -148,7 +169,7 @@ def _is_json(content_type: str | None) -> bool:
 class DirectRoutesMiddleware:
     """The direct routes (`DirectRoute`s: `POST /v1/token`, LiveKit's webhooks) served
     ahead of Starlette's and FastAPI's own layers (`ServerErrorMiddleware`, the admission
-    layers 2 to 4 of `app.middleware`, `ExceptionMiddleware`, the router and the per-route
+    layers 2 to 4 of `app.http.middleware`, `ExceptionMiddleware`, the router and the per-route
     wrapper), which cost a token request more than its endpoint (bench/README.md).
 
     A request takes this way only when those layers would hand it to the route unchanged:

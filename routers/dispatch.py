@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 
-from app import dispatch
-from app.deps import DispatchReadCaller, DispatchWriteCaller, IdempotencyDep, LiveKitDep
+from app.http.deps import DispatchReadCaller, DispatchWriteCaller, IdempotencyDep, LiveKitDep
+from app.server_apis import dispatch
 from routers.params import RoomName
 from schemas.bridge import to_json, to_page
 from schemas.dispatch import AgentDispatch, AgentDispatchPage, CreateDispatchRequest

@@ -10,8 +10,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
-from app import egress
-from app.deps import EgressReadCaller, EgressWriteCaller, IdempotencyDep, LiveKitDep, SettingsDep
+from app.http.deps import (
+    EgressReadCaller,
+    EgressWriteCaller,
+    IdempotencyDep,
+    LiveKitDep,
+    SettingsDep,
+)
+from app.server_apis import egress
 from schemas.bridge import to_json, to_page
 from schemas.common import Name
 from schemas.egress import (

@@ -7,8 +7,8 @@ import asyncio
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from app import metrics
-from app.deps import LiveKitDep, SettingsDep, StoreDep
+from app.core import metrics
+from app.http.deps import LiveKitDep, SettingsDep, StoreDep
 from schemas.health import Readiness
 
 router = APIRouter(tags=["operations"])

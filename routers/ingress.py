@@ -2,7 +2,7 @@
 
 Responses are LiveKit's `IngressInfo` as JSON with proto field names (with the `url` and
 `stream_key` an encoder pushes to; the `stream_key` only for callers that may write
-ingress, `app.ingress.withheld_from`); the list is `{"items", "next_page_token"}`.
+ingress, `app.server_apis.ingress.withheld_from`); the list is `{"items", "next_page_token"}`.
 """
 
 from __future__ import annotations
@@ -11,8 +11,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
-from app import ingress
-from app.deps import IdempotencyDep, IngressReadCaller, IngressWriteCaller, LiveKitDep, SettingsDep
+from app.http.deps import (
+    IdempotencyDep,
+    IngressReadCaller,
+    IngressWriteCaller,
+    LiveKitDep,
+    SettingsDep,
+)
+from app.server_apis import ingress
 from schemas.bridge import to_json, to_page
 from schemas.common import Name
 from schemas.ingress import CreateIngressRequest, IngressInfo, IngressPage, UpdateIngressBody

@@ -10,8 +10,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from app import rooms
-from app.deps import IdempotencyDep, LiveKitDep, RoomsReadCaller, RoomsWriteCaller, SettingsDep
+from app.http.deps import IdempotencyDep, LiveKitDep, RoomsReadCaller, RoomsWriteCaller, SettingsDep
+from app.server_apis import rooms
 from routers.params import Identity, RoomName
 from schemas.bridge import to_json, to_page
 from schemas.common import Name

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from app.deps import SessionsReadCaller, SettingsDep, StoreDep
-from app.sessions import get_session, list_sessions
+from app.events.sessions import get_session, list_sessions
+from app.http.deps import SessionsReadCaller, SettingsDep, StoreDep
 from schemas.common import Page
 from schemas.problems import problems
 from schemas.sessions import SessionDetails, SessionQuery, SessionSummary

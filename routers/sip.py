@@ -14,8 +14,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel
 
-from app import sip
-from app.deps import IdempotencyDep, LiveKitDep, SettingsDep, SipReadCaller, SipWriteCaller
+from app.http.deps import IdempotencyDep, LiveKitDep, SettingsDep, SipReadCaller, SipWriteCaller
+from app.server_apis import sip
 from schemas.bridge import to_json, to_page
 from schemas.problems import LIVEKIT_PROBLEMS, problems
 from schemas.sip import (
@@ -117,7 +117,8 @@ def add_resource_routes(
     and `path/{id}`: create (201, `Idempotency-Key`), list (paged, filtered by `filters`'s
     query parameter), get, PATCH (LiveKit's `update` form), PUT (its `replace` form) and
     delete (204); what create, PATCH and PUT describe for LiveKit's workers is checked
-    against MEDIA_URL_ALLOW (`app.media`). `info` is the resource's response model, `page`
+    against MEDIA_URL_ALLOW (`app.server_apis.media`). `info` is the resource's response model,
+    `page`
     its list's, `request` the
     body of create and PUT, `update` the body of PATCH; `id_param` is the dependency that
     reads the path's id parameter (`trunk_id`, `rule_id`). Operation ids and route names

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, TypedDict
 
 from fastapi import APIRouter, Body, Request, Response
 from pydantic import TypeAdapter
 
-from app.access_tokens import introspect
-from app.deps import SettingsDep, TokenCallerDep, TokensAdminCaller, get_token_caller
-from app.tokens import mint_participant_token, mint_token
+from app.auth.tokens import mint_participant_token, mint_token
+from app.http.deps import (
+    SettingsDep,
+    TokenCall,
+    TokenCallerDep,
+    TokensAdminCaller,
+    get_token_caller,
+)
+from app.livekit.access_tokens import introspect
 from routers.direct import dependency, direct_route, read_json_body
 from schemas.problems import problems
 from schemas.tokens import (
@@ -33,12 +39,19 @@ _PARTICIPANT_TOKEN_BODY: TypeAdapter[ParticipantTokenRequest | None] = TypeAdapt
 )
 
 
-async def participant_token_arguments(request: Request) -> dict[str, Any]:
+class ParticipantTokenArguments(TypedDict):
+    """`issue_participant_token`'s parameters (`routers.direct.check_arguments`)."""
+
+    call: TokenCall
+    body: ParticipantTokenRequest | None
+
+
+async def participant_token_arguments(request: Request) -> ParticipantTokenArguments:
     """`issue_participant_token`'s arguments, resolved as FastAPI would (see
     `routers.direct`): the body read as FastAPI reads it (400 for a body that is not JSON),
     then the caller (`get_token_caller`: 403, 429); a JSON body that is invalid is refused
     after the caller (422), as FastAPI orders them. A caller that is not authenticated is
-    refused (401) before the body is read, by `app.middleware` on either way."""
+    refused (401) before the body is read, by `app.http.middleware` on either way."""
     body, invalid = await read_json_body(request, _PARTICIPANT_TOKEN_BODY)
     call = await dependency(request, get_token_caller)
     if invalid is not None:

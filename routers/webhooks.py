@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, TypedDict
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from app.deps import (
+from app.config.settings import Settings
+from app.events.streams import EventFollower
+from app.events.webhooks import (
+    STREAM_RETRY_MS,
+    get_event,
+    list_events,
+    receive_webhook,
+    stream_start,
+)
+from app.http.deps import (
     EventFollowerDep,
     SettingsDep,
     StoreDep,
@@ -16,16 +25,9 @@ from app.deps import (
     get_settings,
     get_store,
 )
-from app.ingress import withheld_from
+from app.server_apis.ingress import withheld_from
+from app.store.engine import Store
 from app.store.events import StreamPosition
-from app.streams import EventFollower
-from app.webhooks import (
-    STREAM_RETRY_MS,
-    get_event,
-    list_events,
-    receive_webhook,
-    stream_start,
-)
 from routers.direct import dependency, direct_route
 from schemas.common import Page
 from schemas.problems import problems
@@ -38,7 +40,7 @@ direct_router = APIRouter(prefix="/v1", tags=["webhooks"])
 
 
 async def request_body(request: Request) -> bytes:
-    """The request body, whole: `app.middleware.BodyLimitMiddleware` answers 413 for one
+    """The request body, whole: `app.http.middleware.BodyLimitMiddleware` answers 413 for one
     over `MAX_BODY_BYTES` (1 MiB: on its Content-Length, or as a chunked body arrives)."""
     return await request.body()
 
@@ -47,7 +49,7 @@ async def stream_position(
     store: StoreDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamPosition:
-    """Where an event stream starts (`app.webhooks.stream_start`), fixed before the response
+    """Where an event stream starts (`app.events.webhooks.stream_start`), fixed before the response
     starts, so that an unavailable store is a 503 rather than a stream that breaks."""
     return await stream_start(store, last_event_id)
 
@@ -73,7 +75,17 @@ _WEBHOOK_BODY = {
 }
 
 
-async def livekit_webhook_arguments(request: Request) -> dict[str, Any]:
+class LiveKitWebhookArguments(TypedDict):
+    """`receive_livekit_webhook`'s parameters (`routers.direct.check_arguments`)."""
+
+    settings: Settings
+    store: Store
+    body: bytes
+    authorization: str | None
+    content_type: str | None
+
+
+async def livekit_webhook_arguments(request: Request) -> LiveKitWebhookArguments:
     """`receive_livekit_webhook`'s arguments, resolved as FastAPI would (see
     `routers.direct`: LiveKit sends bursts of webhooks): the settings, the store, the body
     (over 1 MiB: 413, `request_body`) and the two headers."""

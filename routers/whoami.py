@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.auth import Scope
-from app.deps import CallerDep
+from app.auth.callers import Scope
+from app.http.deps import CallerDep
 from schemas.auth import Whoami
 from schemas.problems import problems
 

@@ -38,7 +38,7 @@ from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescript
 from google.protobuf.message import Message
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, create_model, model_validator
 
-from app.errors import InvalidInput
+from app.core.errors import InvalidInput
 from schemas.credentials import SECRET_FIELDS
 
 M = TypeVar("M", bound=Message)

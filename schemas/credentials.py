@@ -56,7 +56,7 @@ SECRET_FIELDS: frozenset[str] = frozenset(
 #: Credentials shown only to callers that may write ingress (contract: Conventions): the
 #: key an encoder pushes a stream with (`livekit_ingress.proto`). Readable by such callers,
 #: so not write-only: `to_json(..., withheld=STREAM_KEY_FIELDS)` leaves them out for the
-#: others (`app.ingress.withheld_from` decides).
+#: others (`app.server_apis.ingress.withheld_from` decides).
 STREAM_KEY_FIELDS: frozenset[str] = frozenset({"livekit.IngressInfo.stream_key"})
 
 

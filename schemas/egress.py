@@ -7,7 +7,8 @@ Start bodies are LiveKit's own request messages (`RoomCompositeEgressRequest`,
 first (422 naming the field): an output is required (`file`/`stream`/`segments` or
 `file_outputs`, `stream_outputs`, `segment_outputs`, `image_outputs`; a track egress needs
 `file` or `websocket_url`). URLs (their schemes and MEDIA_URL_ALLOW) and file paths are
-checked by `app.media.check_media` on the LiveKit request, as they are wherever an egress
+checked by `app.server_apis.media.check_media` on the LiveKit request, as they are wherever an
+egress
 description enters (`room_config`, `POST /v1/rooms`).
 
 Responses are LiveKit's `EgressInfo`, with upload credentials removed by the bridge.
@@ -125,7 +126,8 @@ class UpdateLayoutBody(RequestModel):
 
 class UpdateStreamBody(RequestModel):
     """`PATCH /v1/egress/{egress_id}/stream` (UpdateStream): stream URLs to add (rtmp://,
-    rtmps:// or srt://, checked by `app.media.check_media`) and to remove; at least one of
+    rtmps:// or srt://, checked by `app.server_apis.media.check_media`) and to remove; at least one
+    of
     the two lists is non-empty."""
 
     add_output_urls: list[str] = Field(default_factory=list)

@@ -3,11 +3,12 @@
 The create body is LiveKit's `CreateIngressRequest` (derived by `schemas.bridge.model_for`)
 with `input_type` required and its `url` checked before LiveKit sees it: a `URL_INPUT`
 needs a source (pulled by the ingress worker: `http(s)://` or `srt://`, checked with every
-other URL by `app.media.check_media`), the other input types take none (LiveKit gives them
+other URL by `app.server_apis.media.check_media`), the other input types take none (LiveKit gives
+them
 their URL). The update body is LiveKit's
 `UpdateIngressRequest` without `ingress_id`, which the path names. Responses are LiveKit's
 `IngressInfo` (its `url` and `stream_key` are what an encoder needs, so they are shown; the
-`stream_key` only to callers that may write ingress: `app.ingress.withheld_from`).
+`stream_key` only to callers that may write ingress: `app.server_apis.ingress.withheld_from`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Real components for the tests, each on free loopback ports: Redis, LiveKit's SDK test
 server, and this service served by uvicorn in a background thread; the service as separate
 processes (replicas) for the event store tests. LiveKit's dev server and PostgreSQL, which
-the benchmarks start too, are in `app.devserver`.
+the benchmarks start too, are in `app.core.devserver`.
 
 In CI (`CI=true`) a missing component is an error, never a skip.
 """
@@ -27,9 +27,9 @@ import sqlalchemy as sa
 import uvicorn
 
 from app.__main__ import uvicorn_options
-from app.devserver import PROJECT_ROOT, ManagedProcess, find_binary, free_port, http_ok
+from app.config.settings import Settings
+from app.core.devserver import PROJECT_ROOT, ManagedProcess, find_binary, free_port, http_ok
 from app.main import create_app
-from app.settings import Settings
 
 
 def _port_open(port: int) -> bool:

@@ -25,10 +25,10 @@ import pytest
 import structlog
 from asgi_lifespan import LifespanManager
 
-from app.devserver import LocalLiveKit, LocalPostgres
-from app.logs import configure_logging
+from app.config.settings import Settings
+from app.core.devserver import LocalLiveKit, LocalPostgres
+from app.core.logs import configure_logging
 from app.main import create_app
-from app.settings import Settings
 from tests.components import LiveService, LocalJWKS, LocalRedis, LocalTestServer
 
 API_KEY = "APItestkey"
@@ -104,7 +104,7 @@ def test_server() -> Iterator[LocalTestServer]:
 
 @pytest.fixture(scope="session")
 def live_service_port() -> int:
-    from app.devserver import free_port
+    from app.core.devserver import free_port
 
     return free_port()
 

@@ -8,7 +8,8 @@ package (and the schema's history in `migrations/`).
 - `events`, `idempotency`, `sessions`: one repository per table group;
 - `cursor`: the page-token codec of keyset pages.
 
-The domain modules (`app.webhooks`, `app.idempotency`, `app.sessions`) keep the rules and
+The domain modules (`app.events.webhooks`, `app.http.idempotency`, `app.events.sessions`) keep the
+rules and
 call the repositories; `tests/unit/test_store_boundary.py` fails when a module outside this
 package imports SQLAlchemy's statement builders.
 """

@@ -17,7 +17,7 @@ import datetime as dt
 import typing
 from typing import Any, ClassVar, Self
 
-from app.errors import BadRequest
+from app.core.errors import BadRequest
 
 
 @dataclasses.dataclass(frozen=True)

@@ -42,8 +42,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from app.errors import UpstreamUnavailable
-from app.readiness import CachedCheck
+from app.core.errors import UpstreamUnavailable
+from app.core.readiness import CachedCheck
 from app.store.errors import DATABASE_ERRORS, is_unavailable
 from app.store.events import EventRepository
 from app.store.tables import store_probe
@@ -136,7 +136,7 @@ class Store:
         (for /readyz). What was learnt less than `max_age_seconds` ago is answered without
         I/O: the last probe (the `store_probe` row rewritten; concurrent callers share one),
         or the last commit of webhook events, or its failure to reach the database
-        (`app.readiness.CachedCheck`). So the probe writes at most once per
+        (`app.core.readiness.CachedCheck`). So the probe writes at most once per
         `max_age_seconds`, and not at all while webhooks are being stored."""
         return await self._writable.result(max_age_seconds)
 

@@ -4,7 +4,7 @@ Database failures surface as `sqlalchemy.exc.SQLAlchemyError`, or from the drive
 `OSError` (connection refused), `TimeoutError` or asyncpg's own errors (the server is
 starting up) when a connection is being opened: `DATABASE_ERRORS` lists them. The
 repositories (`app.store.events`, `app.store.idempotency`, `app.store.sessions`) let them
-through; a request turns them into `app.errors.UpstreamUnavailable` (503, code
+through; a request turns them into `app.core.errors.UpstreamUnavailable` (503, code
 `event_store_unavailable`) by running its queries inside `with database_errors():`.
 """
 
@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from app.errors import UpstreamUnavailable
+from app.core.errors import UpstreamUnavailable
 
 try:
     from asyncpg import InterfaceError as _AsyncpgInterfaceError

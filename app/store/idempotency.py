@@ -1,6 +1,6 @@
 """The idempotency keys repository (`idempotency_keys`): the statements on one
 (caller, key) row, each in its own short transaction, and the purge of expired keys.
-The rules they serve are `app.idempotency`'s. Database errors reach the caller
+The rules they serve are `app.http.idempotency`'s. Database errors reach the caller
 (`app.store.errors`).
 """
 

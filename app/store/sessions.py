@@ -1,4 +1,4 @@
-"""The queries session analytics (`app.sessions`) runs on `webhook_events`: the anchor
+"""The queries session analytics (`app.events.sessions`) runs on `webhook_events`: the anchor
 rows of a page (one event type, newest first by `(created_at, id)`, after a cursor), the
 events of a set of rooms, and the anchor rows whose body contains a text. Each returns
 the columns a session is folded from (`COLUMNS`). Database errors reach the caller

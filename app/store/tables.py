@@ -90,7 +90,7 @@ store_probe = sa.Table(
     sa.Column("checked_at", UTCDateTime(), nullable=False),
 )
 
-#: Longest `Idempotency-Key` (characters; the contract's limit, `app.idempotency.check_key`).
+#: Longest `Idempotency-Key` (characters; the contract's limit, `app.http.idempotency.check_key`).
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 
 #: One row per (caller, key) of `Idempotency-Key`: the request it was first used for and,

@@ -1,4 +1,4 @@
-"""Idempotency keys of the create routes: `idempotency_keys` (see `app.idempotency`).
+"""Idempotency keys of the create routes: `idempotency_keys` (see `app.http.idempotency`).
 
 Revision ID: 0002
 Revises: 0001

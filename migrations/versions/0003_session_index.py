@@ -1,5 +1,5 @@
 """Session analytics: an index on `webhook_events (event, created_at)` for the session list's
-scan of `room_started` events by time (see `app.sessions`).
+scan of `room_started` events by time (see `app.events.sessions`).
 
 Revision ID: 0003
 Revises: 0002

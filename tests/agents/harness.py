@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.devserver import PROJECT_ROOT, ManagedProcess
+from app.core.devserver import PROJECT_ROOT, ManagedProcess
 from tests.participants import wait_for
 
 WORKER_SCRIPT = Path(__file__).with_name("echo_worker.py")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, async_playwright
 
-from app.devserver import free_port
+from app.core.devserver import free_port
 from tests.conftest import IN_CI
 
 HERE = Path(__file__).resolve().parent

@@ -35,7 +35,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from starlette.types import Receive, Scope, Send
 
-from app.devserver import LocalLiveKit
+from app.core.devserver import LocalLiveKit
 from app.main import create_app
 from tests.components import LocalRedis
 from tests.conftest import API_KEY, API_SECRET, KEYS, make_settings

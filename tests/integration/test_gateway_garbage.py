@@ -6,8 +6,8 @@ import pytest
 from aiohttp import web
 from livekit import api
 
-from app.errors import UpstreamError
-from app.livekit import LiveKit
+from app.core.errors import UpstreamError
+from app.livekit.gateway import LiveKit
 from tests.conftest import auth
 
 pytestmark = pytest.mark.integration

@@ -28,7 +28,7 @@ async def test_participant_joins_with_token_from_token_endpoint(client, livekit_
 
 
 async def test_non_ascii_text_in_a_token_reaches_the_server_as_written(client, livekit_server):
-    # the claims are UTF-8 JSON (app.jsonbytes.compact_json), not \\u escapes
+    # the claims are UTF-8 JSON (app.core.jsonbytes.compact_json), not \\u escapes
     room_name, identity, name = "salle-é-🎙", "zoë-🙂", "Zoë Ünal"
     body = await fetch_token(client, room_name, identity, participant_name=name)
     async with joined(body["server_url"], body["participant_token"]) as room:

@@ -2,7 +2,7 @@
 
 LiveKit's SDK test server (`test_server`) answers each call as its `X-Lk-Mock` header says:
 a Twirp error with a given code, a dropped connection, a delay, a SIP status. The gateway
-(`app.livekit.LiveKit`) sends that header on every call when given a session carrying it.
+(`app.livekit.gateway.LiveKit`) sends that header on every call when given a session carrying it.
 The `internal ... (redis required)` row comes from a real `livekit-server` started without
 Redis, and connection refused from a port nothing listens on.
 
@@ -24,10 +24,10 @@ import httpx
 import pytest
 from livekit import api
 
-from app.deps import get_livekit
-from app.devserver import LocalLiveKit, free_port
-from app.errors import AppError
-from app.livekit import LiveKit
+from app.core.devserver import LocalLiveKit, free_port
+from app.core.errors import AppError
+from app.http.deps import get_livekit
+from app.livekit.gateway import LiveKit
 from tests.components import LocalTestServer
 from tests.conftest import API_KEY, API_SECRET, auth
 
@@ -222,7 +222,7 @@ async def test_gateway_wrong_secret_is_502_and_an_alert(test_server, caplog):
     """No header: the test server checks our token signature like LiveKit does."""
     async with aiohttp.ClientSession() as session:
         gateway = LiveKit(test_server.url, API_KEY, "not-" + API_SECRET, 5, session=session)
-        with caplog.at_level(logging.WARNING, logger="app.errors"):
+        with caplog.at_level(logging.WARNING, logger="app.core.errors"):
             error = await gateway_error(gateway, list_rooms(gateway))
     assert (error.status, error.code) == (502, "livekit_auth")
     assert error.__cause__.code == "unauthenticated"
@@ -266,7 +266,7 @@ ROUTE_EXPECTED = {**EXPECTED, "not_found": (404, "not_found", False)}
 async def test_route_maps_twirp_code(mocked_app, twirp_code, caplog):
     status, code, retry_after = ROUTE_EXPECTED[twirp_code]
     async with mocked_app(twirp_failure(twirp_code)) as http:
-        with caplog.at_level(logging.WARNING, logger="app.errors"):
+        with caplog.at_level(logging.WARNING, logger="app.core.errors"):
             response = await http.get("/v1/rooms", headers=auth("reader"))
     assert_problem(response, status, code, retry_after)
     alerted = any(r.levelno == logging.CRITICAL for r in caplog.records)
@@ -365,7 +365,7 @@ async def test_readyz_is_503_and_alerts_when_livekit_refuses_our_keys(
     app_client, test_server, caplog
 ):
     async with app_client(test_server.url, livekit_api_secret="not-" + API_SECRET) as http:
-        with caplog.at_level(logging.WARNING, logger="app.errors"):
+        with caplog.at_level(logging.WARNING, logger="app.core.errors"):
             response = await http.get("/readyz")
     assert response.status_code == 503, response.text
     assert API_SECRET not in response.text

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.deps import get_livekit
+from app.http.deps import get_livekit
 from tests.components import LocalTestServer
 from tests.conftest import auth
 from tests.integration.test_livekit_errors import (
@@ -229,7 +229,7 @@ async def assert_twirp_code_mapped(media_app, route, twirp_code, caplog):
     if twirp_code == "not_found":
         code = NOT_FOUND_CODE[route]
     async with media_app(twirp_failure(twirp_code)) as http:
-        with caplog.at_level(logging.CRITICAL, logger="app.errors"):
+        with caplog.at_level(logging.CRITICAL, logger="app.core.errors"):
             response = await call(http, route)
     assert_problem(response, status, code, retry_after)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from app.devserver import PROJECT_ROOT
+from app.core.devserver import PROJECT_ROOT
 from tests.components import ServiceProcess
 from tests.conftest import API_KEY, API_SECRET, KEYS, auth, service_keys
 

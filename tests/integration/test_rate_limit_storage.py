@@ -10,7 +10,7 @@ import time
 import pytest
 from limits.aio import strategies as aio_strategies
 
-import app.ratelimits
+import app.http.ratelimits
 from tests.components import LocalRedis
 
 UNUSED_LIVEKIT = "http://127.0.0.1:9"
@@ -27,7 +27,7 @@ def redis():
 async def test_token_endpoint_falls_back_to_memory_when_redis_stops(
     app_client, redis, caplog, monkeypatch
 ):
-    monkeypatch.setattr(app.ratelimits, "RETRY_REMOTE_SECONDS", 0.5)
+    monkeypatch.setattr(app.http.ratelimits, "RETRY_REMOTE_SECONDS", 0.5)
     policy = {"anonymous": {"rate_limit": "3/minute"}}
     async with app_client(
         UNUSED_LIVEKIT,
@@ -39,7 +39,7 @@ async def test_token_endpoint_falls_back_to_memory_when_redis_stops(
         assert not http.app.state.rate_limiter.degraded
 
         redis.stop()
-        with caplog.at_level(logging.WARNING, logger="app.ratelimits"):
+        with caplog.at_level(logging.WARNING, logger="app.http.ratelimits"):
             statuses = [(await http.post("/v1/token")).status_code for _ in range(4)]
         # still serving, and still limited: the fallback counts in memory
         assert statuses == [201, 201, 201, 429]

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from app.devserver import LocalLiveKit
+from app.core.devserver import LocalLiveKit
 from tests.components import CountingProxy, LiveService, webhook_body
 from tests.conftest import serving
 from tests.integration.test_webhooks_stream import post_event

@@ -13,7 +13,12 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from app.middleware import MAX_BODY_BYTES, MAX_HEADER_BLOCK_BYTES, MAX_HEADER_BYTES, MAX_HEADERS
+from app.http.middleware import (
+    MAX_BODY_BYTES,
+    MAX_HEADER_BLOCK_BYTES,
+    MAX_HEADER_BYTES,
+    MAX_HEADERS,
+)
 from tests.components import LiveService, signed_webhook, webhook_body
 from tests.conftest import API_KEY, API_SECRET, auth, serving
 
@@ -269,7 +274,7 @@ async def test_an_invalid_request_id_is_replaced(http, given):
 
 
 async def test_an_unexpected_exception_is_a_problem_500_logged_and_counted(http, caplog):
-    with caplog.at_level(logging.ERROR, logger="app.problems"):
+    with caplog.at_level(logging.ERROR, logger="app.http.problems"):
         response = await http.get("/v1/test-boom", headers={"X-Request-ID": "boom-1"})
     problem = assert_problem(response, 500, "internal_error")
     assert problem["request_id"] == "boom-1"

@@ -14,8 +14,8 @@ import logging
 import aiohttp
 import pytest
 
-from app.deps import get_livekit
-from app.livekit import LiveKit
+from app.http.deps import get_livekit
+from app.livekit.gateway import LiveKit
 from tests.conftest import API_KEY, API_SECRET, auth
 
 pytestmark = pytest.mark.integration
@@ -38,7 +38,7 @@ async def test_call_past_the_deadline_is_504_and_hung_up(app_client, test_server
     ):
         gateway = LiveKit(test_server.url, API_KEY, API_SECRET, 0.5, session=session)
         http.app.dependency_overrides[get_livekit] = lambda: gateway
-        with caplog.at_level(logging.INFO, logger="app.sip"):
+        with caplog.at_level(logging.INFO, logger="app.server_apis.sip"):
             response = await http.post(
                 "/v1/sip/participants", json=body, headers=auth("admin"), timeout=30
             )

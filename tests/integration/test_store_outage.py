@@ -17,8 +17,8 @@ import pytest
 import sqlalchemy as sa
 
 import app.main
-from app.devserver import LocalPostgres
-from app.errors import UpstreamUnavailable
+from app.core.devserver import LocalPostgres
+from app.core.errors import UpstreamUnavailable
 from app.store.engine import Store
 from app.store.errors import database_errors
 from app.store.tables import webhook_events

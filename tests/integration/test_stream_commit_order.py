@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from app.events.streams import EventFollower
+from app.events.webhooks import stream_start
 from app.store.engine import Store
 from app.store.tables import webhook_events
-from app.streams import EventFollower
-from app.webhooks import stream_start
 from schemas.webhooks import EventFilters
 
 pytestmark = pytest.mark.integration

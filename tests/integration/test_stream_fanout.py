@@ -1,4 +1,4 @@
-"""The event streams of a process share one reader of the store (`app.streams`): N open
+"""The event streams of a process share one reader of the store (`app.events.streams`): N open
 streams cost one database read per interval, not N; each gets every new event it asks for,
 a slow one neither blocks the others nor loses an event (late commits: test_stream_commit_order);
 and a service key holds at most STREAM_MAX_PER_KEY open streams (429 beyond)."""
@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.events.streams import EventFollower
+from app.events.webhooks import stream_start
 from app.store.engine import Store
-from app.streams import EventFollower
-from app.webhooks import stream_start
 from schemas.webhooks import EventFilters
 from tests.components import LiveService, webhook_body
 from tests.conftest import auth, serving

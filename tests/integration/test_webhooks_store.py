@@ -17,7 +17,7 @@ import httpx
 import jwt
 import pytest
 
-from app.webhooks import purge_expired_events
+from app.events.webhooks import purge_expired_events
 from tests.components import signed_webhook, webhook_body
 from tests.conftest import API_KEY, API_SECRET, auth
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.devserver import LocalLiveKit, LocalPostgres
+from app.core.devserver import LocalLiveKit, LocalPostgres
 from tests.components import (
     LiveService,
     ServiceProcess,

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from app.events.streams import EventFollower
 from app.store.engine import Store
 from app.store.events import StreamPosition
-from app.streams import EventFollower
 from schemas.webhooks import EventFilters
 from tests.components import signed_webhook
 from tests.conftest import API_KEY, API_SECRET, auth

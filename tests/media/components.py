@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from app.devserver import (
+from app.core.devserver import (
     TOOLS_BIN,
     LocalLiveKit,
     ManagedProcess,

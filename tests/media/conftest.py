@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.devserver import free_port
+from app.core.devserver import free_port
 from tests.components import LiveService, LocalRedis
 from tests.conftest import API_KEY, API_SECRET, auth, serving
 from tests.media.components import (

@@ -231,7 +231,7 @@ async def test_an_s3_secret_reaches_no_response_replay_event_or_log_line(
     port nothing listens on, so the egress ends EGRESS_FAILED after it is stopped."""
     import logging
 
-    from app.devserver import free_port
+    from app.core.devserver import free_port
 
     secret, session_token = f"s3-secret-{secrets.token_hex(8)}", f"tok-{secrets.token_hex(8)}"
     caplog.set_level(logging.DEBUG)

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.devserver import ManagedProcess
+from app.core.devserver import ManagedProcess
 from tests.conftest import auth
 from tests.media.conftest import poll
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from app.devserver import ManagedProcess, find_binary, free_port, http_ok
+from app.core.devserver import ManagedProcess, find_binary, free_port, http_ok
 
 SCENARIOS = Path(__file__).with_name("scenarios")
 LOOPBACK = "127.0.0.1"

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import httpx
 import pytest
 
-from app.devserver import LocalLiveKit
+from app.core.devserver import LocalLiveKit
 from tests.components import LiveService, LocalRedis
 from tests.conftest import API_KEY, API_SECRET, serving
 from tests.sip.components import LocalSipServer, Phone, netns_address

@@ -36,9 +36,14 @@ def test_the_code_map_names_only_modules_that_exist() -> None:
     assert not gone, f"ARCHITECTURE.md's code map names modules that do not exist: {gone}"
 
 
-def _imported_modules(path: Path) -> set[str]:
-    """The modules `path` imports, wherever in it (`import a.b`, `from a.b import c`)."""
+def _imported_modules(path: Path, *, at_run_time: bool = False) -> set[str]:
+    """The modules `path` imports, wherever in it (`import a.b`, `from a.b import c`);
+    with `at_run_time`, not those imported only under `if TYPE_CHECKING:`."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    if at_run_time:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+                node.body = []
     imported: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -59,3 +64,18 @@ def test_bench_does_not_import_the_tests() -> None:
     assert not offenders, (
         f"bench/ imports the tests (move what it needs to app/ or bench/): {offenders}"
     )
+
+
+#: What the foundation packages may import of app/ at run time (ARCHITECTURE.md, Invariants).
+FOUNDATIONS = {"app/core": {"app.core"}, "app/store": {"app.core", "app.store"}}
+
+
+def test_the_foundations_import_nothing_above_them() -> None:
+    offenders = sorted(
+        f"{path.relative_to(ROOT).as_posix()}: {module}"
+        for package, allowed in FOUNDATIONS.items()
+        for path in (ROOT / package).rglob("*.py")
+        for module in _imported_modules(path, at_run_time=True)
+        if module.startswith("app.") and not module.startswith(tuple(f"{a}." for a in allowed))
+    )
+    assert not offenders, f"app/core and app/store stand below the rest: {offenders}"

@@ -1,4 +1,4 @@
-"""The JSON access lines are written in batches (`app.logs.BatchedLines`): together, within
+"""The JSON access lines are written in batches (`app.core.logs.BatchedLines`): together, within
 `BATCH_SECONDS`, before any other log line, and at once outside an event loop."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import io
 import json
 import logging
 
-import app.logs
-from app.logs import BatchedLines, access_logger
+import app.core.logs
+from app.core.logs import BatchedLines, access_logger
 
 
 def logged(stream: io.BytesIO) -> list[str]:
@@ -22,7 +22,7 @@ async def test_lines_of_one_moment_are_written_together_within_the_batch_time(js
     for n in range(3):
         log.info(f"GET /x {n}")
     assert logged(json_log_output) == []  # held
-    await asyncio.sleep(app.logs.BATCH_SECONDS * 3)
+    await asyncio.sleep(app.core.logs.BATCH_SECONDS * 3)
     assert logged(json_log_output) == ["GET /x 0", "GET /x 1", "GET /x 2"]
     assert json_log_output.writes == 1
 
@@ -35,7 +35,7 @@ async def test_another_log_line_writes_the_held_ones_out_first(json_log_output):
 
 
 async def test_a_full_batch_is_written_out_at_once(json_log_output, monkeypatch):
-    monkeypatch.setattr(app.logs, "BATCH_LINES", 4)
+    monkeypatch.setattr(app.core.logs, "BATCH_LINES", 4)
     log = access_logger()
     for n in range(5):
         log.info(f"GET /x {n}")
@@ -60,5 +60,5 @@ async def test_a_loop_closed_before_its_write_out_does_not_stop_the_next_one():
     await asyncio.to_thread(asyncio.run, hold(b"first\n"))
     assert stream.getvalue() == b""
     await hold(b"second\n")
-    await asyncio.sleep(app.logs.BATCH_SECONDS * 3)
+    await asyncio.sleep(app.core.logs.BATCH_SECONDS * 3)
     assert stream.getvalue() == b"first\nsecond\n"

@@ -6,7 +6,7 @@ import pytest
 from livekit.protocol import egress, models, room
 from pydantic import ValidationError
 
-from app.errors import InvalidInput
+from app.core.errors import InvalidInput
 from schemas.bridge import model_for, to_json, to_proto
 
 

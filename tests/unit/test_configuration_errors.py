@@ -25,8 +25,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.devserver import PROJECT_ROOT
-from app.settings import ConfigurationError, load_settings
+from app.config.settings import ConfigurationError, load_settings
+from app.core.devserver import PROJECT_ROOT
 
 #: The variables start-up reads that these tests set; any other of them is cleared.
 PREFIXES = ("LIVEKIT_", "SERVICE_KEYS", "TOKEN_POLICY", "APP_ENV", "DATABASE_", "RATE_LIMIT")

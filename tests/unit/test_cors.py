@@ -7,7 +7,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from app.deps import get_store
+from app.http.deps import get_store
 from app.main import create_app
 from tests.conftest import auth, make_settings
 

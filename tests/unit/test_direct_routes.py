@@ -2,24 +2,27 @@
 (`routers.direct.DirectRoutesMiddleware`) only when those layers would pass the request on
 unchanged; any other request goes the usual way. Either way the answer is the same: the
 parity of every body and caller with FastAPI's own handling is in
-test_token_route_parity.py, the admission layers' refusals in
-tests/integration/test_request_limits.py. Here: which way a request went, and the last
-resort (an exception nobody expected) on the direct way."""
+test_token_route_parity.py and test_webhook_route_parity.py, the admission layers'
+refusals in tests/integration/test_request_limits.py. Here: which way a request went, the
+last resort (an exception nobody expected) on the direct way, and the check, when a direct
+route is added, that its arguments are exactly its endpoint's parameters."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TypedDict
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from fastapi import Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app.deps import TokenCall, get_token_caller
+from app.http.deps import TokenCall, get_token_caller
 from app.main import create_app
+from routers.direct import direct_route
 from tests.conftest import API_SECRET, make_settings
 
 UNUSED_LIVEKIT = "http://127.0.0.1:9"
@@ -93,7 +96,7 @@ async def test_an_unexpected_exception_on_the_direct_way_is_the_last_resort_500(
 
     http.app.dependency_overrides[get_token_caller] = failing
     headers = {**JSON, "X-Request-ID": "direct-boom", "Origin": "http://localhost:3000"}
-    with caplog.at_level(logging.ERROR, logger="app.problems"):
+    with caplog.at_level(logging.ERROR, logger="app.http.problems"):
         response = await http.post("/v1/token", content=BODY, headers=headers)
     assert routed == [False]  # the direct way
     assert response.status_code == 500, response.text
@@ -125,3 +128,62 @@ async def test_a_handler_for_a_status_code_answers_on_both_ways(tmp_path):
             usual = await http.post("/v1/token", content=chunks(DEEP), headers=JSON)
     assert (direct.status_code, direct.json()) == (418, {"handled": "by status"})
     assert (usual.status_code, usual.json()) == (418, {"handled": "by status"})
+
+
+async def endpoint(room: str, limit: int | None = None) -> JSONResponse:
+    return JSONResponse({"room": room, "limit": limit})
+
+
+class Exact(TypedDict):
+    room: str
+    limit: int | None
+
+
+class Missing(TypedDict):
+    room: str
+
+
+class Retyped(TypedDict):
+    room: str
+    limit: int
+
+
+class Extra(TypedDict):
+    room: str
+    limit: int | None
+    page: str
+
+
+async def exact(request: Request) -> Exact:
+    return {"room": "r", "limit": None}
+
+
+async def missing(request: Request) -> Missing:
+    return {"room": "r"}
+
+
+async def retyped(request: Request) -> Retyped:
+    return {"room": "r", "limit": 1}
+
+
+async def extra(request: Request) -> Extra:
+    return {"room": "r", "limit": None, "page": "p"}
+
+
+async def untyped(request: Request) -> dict[str, object]:
+    return {"room": "r", "limit": None}
+
+
+def test_a_direct_route_whose_arguments_are_its_parameters_is_added() -> None:
+    router = APIRouter()
+    router.add_api_route("/x", endpoint, methods=["POST"], route_class_override=direct_route(exact))
+    assert len(router.routes) == 1
+
+
+@pytest.mark.parametrize("arguments", [missing, retyped, extra, untyped])
+def test_a_direct_route_whose_arguments_differ_from_its_parameters_is_refused(arguments) -> None:
+    router = APIRouter()
+    with pytest.raises(TypeError, match="endpoint's parameters"):
+        router.add_api_route(
+            "/x", endpoint, methods=["POST"], route_class_override=direct_route(arguments)
+        )

@@ -1,4 +1,4 @@
-"""End-user JWTs verified with a JWKS (app.auth.EndUserVerifier), the key set served over
+"""End-user JWTs verified with a JWKS (app.auth.callers.EndUserVerifier), the key set served over
 real HTTP on loopback (`LocalJWKS`): every token that does not verify is 401, never a 5xx;
 the algorithm is the key's; the key set is fetched once for concurrent requests, again for
 an unknown `kid` at most once, and not at all for a while after a failed fetch."""
@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pydantic import ValidationError
 
-import app.auth
-from app.auth import EndUserAuth
-from app.devserver import free_port
+import app.auth.callers
+from app.auth.callers import EndUserAuth
+from app.core.devserver import free_port
 from tests.components import LocalJWKS
 
 UNUSED_LIVEKIT = "http://127.0.0.1:9"  # the token route never calls LiveKit
@@ -162,7 +162,7 @@ async def test_an_unknown_kid_refetches_the_key_set_once_at_most(
         assert_refused(await http.post("/v1/token", headers=bearer(idp.rs256(kid="new"))))
         assert jwks.fetches == 1
         # once the key set is old enough, an unknown kid fetches it again, once
-        monkeypatch.setattr(app.auth, "UNKNOWN_KID_REFETCH_SECONDS", 0)
+        monkeypatch.setattr(app.auth.callers, "UNKNOWN_KID_REFETCH_SECONDS", 0)
         assert_refused(await http.post("/v1/token", headers=bearer(idp.rs256(kid="new"))))
         assert jwks.fetches == 2
         # a key the identity provider has added is found that way
@@ -193,13 +193,13 @@ async def test_concurrent_requests_with_a_cold_cache_share_one_fetch(app_client,
 async def test_an_unavailable_key_set_is_401_without_its_url(app_client, idp, caplog):
     url = f"http://user:pw@127.0.0.1:{free_port()}/jwks?client_secret=s3cret"  # nobody listens
     async with app_client(UNUSED_LIVEKIT, token_policy=policy(url)) as http:
-        with caplog.at_level(logging.WARNING, logger="app.auth"):
+        with caplog.at_level(logging.WARNING, logger="app.auth.callers"):
             response = await http.post(
                 "/v1/token", json={"room_name": "r"}, headers=bearer(idp.rs256())
             )
     problem = assert_refused(response, "127.0.0.1", "jwks", "s3cret", "pw")
     assert "cannot be fetched" in problem["detail"]
-    logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "app.auth")
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "app.auth.callers")
     shown = url.replace("user:pw@", "").split("?")[0]
     assert shown in logged and "s3cret" not in logged and "pw@" not in logged
 
@@ -207,7 +207,7 @@ async def test_an_unavailable_key_set_is_401_without_its_url(app_client, idp, ca
 async def test_after_a_failed_fetch_callers_are_refused_without_another(
     app_client, jwks, idp, monkeypatch
 ):
-    monkeypatch.setattr(app.auth, "JWKS_RETRY_SECONDS", 3600)
+    monkeypatch.setattr(app.auth.callers, "JWKS_RETRY_SECONDS", 3600)
     jwks.status = 503
     async with app_client(UNUSED_LIVEKIT, token_policy=policy(jwks.url)) as http:
         for _ in range(2):
@@ -215,7 +215,7 @@ async def test_after_a_failed_fetch_callers_are_refused_without_another(
         assert jwks.fetches == 1
         # once the retry delay is over, the next request fetches the key set again
         jwks.status = 200
-        monkeypatch.setattr(app.auth, "JWKS_RETRY_SECONDS", 0)
+        monkeypatch.setattr(app.auth.callers, "JWKS_RETRY_SECONDS", 0)
         assert (await http.post("/v1/token", headers=bearer(idp.rs256()))).status_code == 201
         assert jwks.fetches == 2
 

@@ -1,4 +1,5 @@
-"""The contract's "Mapping of LiveKit errors" table, code by code (`app.errors.error_for_twirp`).
+"""The contract's "Mapping of LiveKit errors" table, code by code
+(`app.core.errors.error_for_twirp`).
 
 Every Twirp code LiveKit's server SDK knows (`livekit.api.TwirpErrorCode`) is classified here,
 so a code nobody thought of cannot fall through to a 500.
@@ -11,7 +12,7 @@ import logging
 import pytest
 from livekit.api import TwirpErrorCode
 
-from app.errors import (
+from app.core.errors import (
     AppError,
     Conflict,
     FeatureNotEnabled,
@@ -120,7 +121,7 @@ def test_resource_exhausted_is_429_with_retry_after():
 
 @pytest.mark.parametrize("twirp_code", ["unauthenticated", "permission_denied"])
 def test_refused_credentials_are_502_and_raise_an_alert(twirp_code, caplog):
-    with caplog.at_level(logging.DEBUG, logger="app.errors"):
+    with caplog.at_level(logging.DEBUG, logger="app.core.errors"):
         error = error_for_twirp(twirp_code, "invalid token")
     assert isinstance(error, UpstreamError)
     assert (error.status, error.code) == (502, "livekit_auth")
@@ -128,13 +129,13 @@ def test_refused_credentials_are_502_and_raise_an_alert(twirp_code, caplog):
     assert "credentials" in error.detail
     alerts = [r for r in caplog.records if r.levelno == logging.CRITICAL]
     assert len(alerts) == 1
-    assert alerts[0].name == "app.errors"
+    assert alerts[0].name == "app.core.errors"
     assert "ALERT" in alerts[0].getMessage()
     assert twirp_code in alerts[0].getMessage()
 
 
 def test_other_codes_raise_no_alert(caplog):
-    with caplog.at_level(logging.DEBUG, logger="app.errors"):
+    with caplog.at_level(logging.DEBUG, logger="app.core.errors"):
         for twirp_code in ALL_TWIRP_CODES:
             if twirp_code not in {"unauthenticated", "permission_denied"}:
                 error_for_twirp(twirp_code, "x")
@@ -217,7 +218,7 @@ def test_retry_after_only_where_the_contract_says(twirp_code):
 )
 def test_sip_status_is_502_with_sip_members(twirp_code, sip_code, sip_status, caplog):
     metadata = {"sip_status_code": sip_code, "sip_status": sip_status, "error_details": "x"}
-    with caplog.at_level(logging.DEBUG, logger="app.errors"):
+    with caplog.at_level(logging.DEBUG, logger="app.core.errors"):
         error = error_for_twirp(
             twirp_code, "sip call failed", not_found_code="room_not_found", metadata=metadata
         )

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from livekit import api
 
-from app.errors import NotFound, UpstreamError
-from app.livekit import CallAuthorization, LiveKit
-from app.services import LIVEKIT_SERVICES
+from app.core.errors import NotFound, UpstreamError
+from app.livekit.gateway import CallAuthorization, LiveKit
+from app.livekit.services import LIVEKIT_SERVICES
 from tests.unit.test_token_signing import assert_same_token, grants_of
 
 KEY, SECRET = "APIgateway", "secret-" * 6

@@ -6,7 +6,7 @@ import asyncio
 
 from sqlalchemy.exc import OperationalError
 
-from app.errors import UpstreamUnavailable
+from app.core.errors import UpstreamUnavailable
 from app.store.engine import run_periodically
 
 

@@ -1,4 +1,4 @@
-"""`app.idempotency` against a real database (SQLite files, migrated by alembic): one run
+"""`app.http.idempotency` against a real database (SQLite files, migrated by alembic): one run
 per key, replays, reuse with another request, concurrency, release on failure, expiry and
 takeover of a dead claim."""
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from app.errors import BadRequest, Conflict, UpstreamUnavailable
-from app.idempotency import (
+from app.core.errors import BadRequest, Conflict, UpstreamUnavailable
+from app.http.idempotency import (
     IdempotencyPolicy,
     StoredResponse,
     check_key,

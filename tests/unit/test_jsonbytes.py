@@ -1,4 +1,4 @@
-"""`app.jsonbytes.compact_json`: the standard library's JSON, faster, and never failing where
+"""`app.core.jsonbytes.compact_json`: the standard library's JSON, faster, and never failing where
 the standard library would not; and the JSON access line written through it."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import json
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from app.jsonbytes import compact_json
-from app.logs import access_logger
+from app.core.jsonbytes import compact_json
+from app.core.logs import access_logger
 
 text = st.text()  # every code point, lone surrogates included
 scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | text

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 
-from app.logs import access_logger
+from app.core.logs import access_logger
 
 #: A value as a caller may make one (a request path is percent-decoded): a new line, a
 #: carriage return, ANSI escape sequences (colour, clear screen), a one-byte CSI, U+2028.

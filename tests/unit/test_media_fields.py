@@ -1,4 +1,5 @@
-"""`app.media`: which of LiveKit's fields a worker or server fetches, sends to or writes to,
+"""`app.server_apis.media`: which of LiveKit's fields a worker or server fetches, sends to or
+writes to,
 and the one check of them. The classification is proven complete over the descriptors of
 every message the service accepts, so a field a new LiveKit version adds cannot slip past;
 `check_media` is shown to find such fields at any depth."""
@@ -14,9 +15,9 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from livekit import api
 from livekit.protocol import egress, ingress, room, sip
 
-from app.errors import Forbidden, InvalidInput
-from app.media import NOT_URL_FIELDS, PATH_FIELDS, URL_FIELDS, check_media
-from app.urlpatterns import ANY_URL, UrlAllowList
+from app.core.errors import Forbidden, InvalidInput
+from app.server_apis.media import NOT_URL_FIELDS, PATH_FIELDS, URL_FIELDS, check_media
+from app.server_apis.urlpatterns import ANY_URL, UrlAllowList
 
 #: The request messages whose contents reach LiveKit's workers, wherever they enter.
 ACCEPTED = [
@@ -66,7 +67,7 @@ def test_every_field_named_like_a_url_or_a_path_is_classified():
         if (URL_LIKE.search(field.name) or PATH_LIKE.search(field.name))
         and field.full_name not in classified
     ]
-    assert not missed, f"classify these in app.media: {missed}"
+    assert not missed, f"classify these in app.server_apis.media: {missed}"
 
 
 def test_the_tables_name_real_string_fields_reached_by_the_accepted_messages():

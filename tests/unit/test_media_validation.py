@@ -144,7 +144,7 @@ async def test_every_url_of_an_egress_is_within_media_url_allow(
 
 
 def test_media_url_allow_is_read_from_the_environment(monkeypatch):
-    from app.settings import Settings
+    from app.config.settings import Settings
 
     monkeypatch.setenv("MEDIA_URL_ALLOW", ALLOW)
     settings = Settings(_env_file=None)  # type: ignore[call-arg]

@@ -11,8 +11,8 @@ from typing import get_args
 import pytest
 from limits import RateLimitItemPerSecond, parse
 
-import app.ratelimits
-from app.ratelimits import RateLimiter, Strategy, SweptMemoryStorage
+import app.http.ratelimits
+from app.http.ratelimits import RateLimiter, Strategy, SweptMemoryStorage
 
 STRATEGIES = get_args(Strategy)
 #: The strategies that answer exactly within a window (the sliding-window counter weighs
@@ -45,12 +45,12 @@ async def test_hits_under_load_start_one_sweep_thread_not_one_per_10_ms(strategy
     assert len(timers) == 1
     (timer,) = timers
     assert timer.daemon  # a pending sweep does not hold up the process's exit
-    assert timer.interval == app.ratelimits.MEMORY_SWEEP_SECONDS
+    assert timer.interval == app.http.ratelimits.MEMORY_SWEEP_SECONDS
 
 
 @pytest.mark.parametrize("strategy", EXACT)
 async def test_expired_hits_are_still_swept_out(monkeypatch, strategy):
-    monkeypatch.setattr(app.ratelimits, "MEMORY_SWEEP_SECONDS", 0.2)
+    monkeypatch.setattr(app.http.ratelimits, "MEMORY_SWEEP_SECONDS", 0.2)
     limiter = RateLimiter("memory://", strategy)
     storage = memory_storage(limiter)
     limit = RateLimitItemPerSecond(2, 1)
@@ -69,7 +69,7 @@ async def test_expired_hits_are_still_swept_out(monkeypatch, strategy):
 
 @pytest.mark.parametrize("strategy", EXACT)
 async def test_answers_come_from_the_window_not_from_the_sweep(monkeypatch, strategy):
-    monkeypatch.setattr(app.ratelimits, "MEMORY_SWEEP_SECONDS", 60.0)  # no sweep runs here
+    monkeypatch.setattr(app.http.ratelimits, "MEMORY_SWEEP_SECONDS", 60.0)  # no sweep runs here
     limiter = RateLimiter("memory://", strategy)
     limit = RateLimitItemPerSecond(2, 1)
     assert [(await limiter.hit(limit, "caller")).allowed for _ in range(3)] == [True, True, False]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from app.readiness import CachedCheck
+from app.core.readiness import CachedCheck
 
 
 class Probe:

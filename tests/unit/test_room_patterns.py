@@ -1,4 +1,4 @@
-"""Room patterns of the token policy (app.room_patterns): `{identity}` names exactly one
+"""Room patterns of the token policy (app.auth.room_patterns): `{identity}` names exactly one
 identity, so one pattern never grants a room to two identities."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from app.errors import Forbidden
-from app.policy import Caller, CallerRule
-from app.room_patterns import room_allowed
+from app.auth.policy import Caller, CallerRule
+from app.auth.room_patterns import room_allowed
+from app.core.errors import Forbidden
 from tests.unit.test_tokens import claims_of, mint
 
 USER_ROOMS = ["user-{identity}-*"]

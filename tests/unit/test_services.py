@@ -1,4 +1,4 @@
-"""`app.services.LIVEKIT_SERVICES` is the one table of the LiveKit services: every row's
+"""`app.livekit.services.LIVEKIT_SERVICES` is the one table of the LiveKit services: every row's
 router is in the app, its scopes guard its routes (a read needs its read scope or its
 write scope, anything else its write scope), its gateway client is a property of
 `LiveKit`, and every `Scope` guards something."""
@@ -14,11 +14,11 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 
-from app.auth import Scope
-from app.deps import ScopeCheck
-from app.livekit import LiveKit
+from app.auth.callers import Scope
+from app.http.deps import ScopeCheck
+from app.livekit.gateway import LiveKit
+from app.livekit.services import LIVEKIT_SERVICES, LiveKitService
 from app.main import create_app
-from app.services import LIVEKIT_SERVICES, LiveKitService
 from tests.conftest import make_settings
 
 #: The methods of a read route; every other method writes.
@@ -94,7 +94,7 @@ def test_every_scope_guards_something(app: FastAPI):
         for check in _scope_checks(route.dependant)
         for scope in check.scopes
     }
-    # `tokens:issue` is checked by `app.deps.get_token_caller` (on /v1/token, a direct
+    # `tokens:issue` is checked by `app.http.deps.get_token_caller` (on /v1/token, a direct
     # route: `routers.direct`); `admin` includes them all.
     unused = set(Scope) - guarding - {Scope.TOKENS_ISSUE, Scope.ADMIN}
     assert not unused, f"scopes no route needs: {sorted(unused)}"

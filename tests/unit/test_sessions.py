@@ -7,10 +7,10 @@ import datetime as dt
 import json
 import random
 
-from app.sessions import get_session, list_sessions
+from app.events.sessions import get_session, list_sessions
+from app.events.webhooks import purge_expired_events
+from app.livekit.webhook_verification import parse_event
 from app.store.engine import Store
-from app.webhook_verification import parse_event
-from app.webhooks import purge_expired_events
 from schemas.sessions import SessionQuery
 from tests.components import post_webhooks as post
 from tests.conftest import auth

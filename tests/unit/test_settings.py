@@ -7,7 +7,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from app.settings import ConfigurationError, Settings, load_settings
+from app.config.settings import ConfigurationError, Settings, load_settings
 
 STRONG = "s" * 40
 

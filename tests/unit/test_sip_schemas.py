@@ -7,7 +7,7 @@ import pytest
 from livekit import api
 from pydantic import ValidationError
 
-from app.sip import _pin_ringing
+from app.server_apis.sip import _pin_ringing
 from schemas.bridge import to_proto
 from schemas.sip import (
     CreateSIPParticipantRequest,

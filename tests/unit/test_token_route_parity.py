@@ -16,8 +16,8 @@ from asgi_lifespan import LifespanManager
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
-from app.deps import get_token_caller
-from app.errors import RateLimited
+from app.core.errors import RateLimited
+from app.http.deps import get_token_caller
 from app.main import create_app
 from routers import tokens
 from tests.conftest import auth, make_settings
@@ -81,7 +81,7 @@ async def http(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
-#: A name the service makes up for a body that gives none (`app.tokens._random_name`).
+#: A name the service makes up for a body that gives none (`app.auth.tokens._random_name`).
 GENERATED = re.compile(r"(user|room)-[0-9a-f]{10}")
 
 

@@ -15,7 +15,7 @@ import respx
 from cryptography.hazmat.primitives.asymmetric import rsa
 from httpx import Response
 
-from app.request_ids import new_request_id
+from app.http.request_ids import new_request_id
 from tests.conftest import API_KEY, API_SECRET, auth
 
 UNUSED_LIVEKIT = "http://127.0.0.1:9"  # the token routes never call LiveKit

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from livekit import api
 from livekit.api import access_token
 
-from app.access_tokens import SignedAccessToken
+from app.livekit.access_tokens import SignedAccessToken
 
 KEY, SECRET = "APIsign", "s" * 43
 

@@ -1,4 +1,4 @@
-"""Minting and policy (app.tokens, app.policy): what a token carries is exactly what was
+"""Minting and policy (app.auth.tokens, app.auth.policy): what a token carries is exactly what was
 asked and allowed."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.access_tokens import introspect
-from app.errors import Forbidden, InvalidInput
-from app.policy import Caller, CallerRule, TokenPolicy, default_development_policy
-from app.tokens import mint_participant_token, mint_token
+from app.auth.policy import Caller, CallerRule, TokenPolicy, default_development_policy
+from app.auth.tokens import mint_participant_token, mint_token
+from app.core.errors import Forbidden, InvalidInput
+from app.livekit.access_tokens import introspect
 from schemas.tokens import IssueTokenRequest, ParticipantTokenRequest
 
 KEY, SECRET = "APIunit", "u" * 40

@@ -1,4 +1,4 @@
-"""MEDIA_URL_ALLOW's matcher (`app.urlpatterns`): URLs are compared part by part as
+"""MEDIA_URL_ALLOW's matcher (`app.server_apis.urlpatterns`): URLs are compared part by part as
 `urllib.parse.urlsplit` reads them, never as strings. A property test checks the matcher
 against a verdict computed from `urlsplit`'s parts by the documented rules, over URLs and
 patterns built from parts; example tests pin the known attacks on glob patterns."""
@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from app.urlpatterns import ANY_URL, UrlAllowList
+from app.server_apis.urlpatterns import ANY_URL, UrlAllowList
 from tests.conftest import make_settings
 
 # --- the attacks on `https://*.example.com/*` ---------------------------------------------

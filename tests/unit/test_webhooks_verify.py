@@ -10,13 +10,13 @@ import time
 import jwt
 import pytest
 
-from app.errors import BadRequest, Unauthorized, UnsupportedMediaType
-from app.webhook_verification import (
+from app.core.errors import BadRequest, Unauthorized, UnsupportedMediaType
+from app.events.webhooks import PageToken
+from app.livekit.webhook_verification import (
     check_content_type,
     parse_event,
     verify_signature,
 )
-from app.webhooks import PageToken
 from tests.components import signed_webhook, webhook_body
 
 KEY, SECRET = "APImain", "main-secret-" + "x" * 32

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.auth import Scope
+from app.auth.callers import Scope
 from tests.conftest import KEYS, auth
 
 UNUSED_LIVEKIT = "http://127.0.0.1:9"
