@@ -32,8 +32,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from app.livekit.webhook_verification import parse_event
 from app.store.engine import Store
-from app.webhook_verification import parse_event
 
 #: Events one room's life produces on average (measured over the generator); only used to
 #: choose the default number of rooms per day.

@@ -40,9 +40,9 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from app.devserver import LocalPostgres
+from app.config.settings import Settings
+from app.core.devserver import LocalPostgres
 from app.main import create_app
-from app.settings import Settings
 from app.store.engine import Store
 from app.store.tables import webhook_events
 from bench.fill import fill, plan_for
