@@ -105,7 +105,12 @@ def keyset_floor(
     `depth` rows, as a keyset select (the key at that depth found once, untimed)."""
 
     async def at_depth(depth: int) -> Callable[[], Awaitable[Any]]:
-        base = sa.select(table).where(*where).order_by(*(c.desc() for c in order))
+        base = (
+            sa.select(sa.literal_column("*"))
+            .select_from(table)
+            .where(*where)
+            .order_by(*(c.desc() for c in order))
+        )
         key = None
         if depth:
             async with store.db_session() as session:
@@ -166,9 +171,11 @@ async def measure_reads(database_url: str, repeat: int, figures: Figures) -> Non
             await side_by_side(
                 "events page of 100", "/v1/webhooks/events", {"limit": 100}, 100, events_floor
             )
-            for name, path, params, rows, floor in session_reads(store, await busiest_room(store)):
+            projected = await has_projections(store)
+            room = await busiest_room(store)
+            for name, path, params, rows, floor in session_reads(store, room, projected):
                 await side_by_side(name, path, params, rows, floor)
-            await session_details(http, store, repeat, figures)
+            await session_details(http, store, repeat, figures, projected)
             first = dt.datetime.fromtimestamp(
                 plan_for(1, DAYS, 1, dt.datetime.now(dt.UTC).date()).first_day, dt.UTC
             )
@@ -195,18 +202,59 @@ async def busiest_room(store: Store) -> str:
         return str(await session.scalar(statement))
 
 
-def session_reads(store: Store, room: str) -> list[tuple[str, str, dict[str, Any], int, Any]]:
-    """The session list reads: (name, path, params, rows per page, floor or None)."""
+#: The session projections' tables as far as the floors read them (named, not imported, so
+#: that the bench also runs on a commit from before them, without these floors).
+SESSIONS = sa.table(
+    "sessions", sa.column("session_id"), sa.column("room_name"), sa.column("created_at")
+)
+PARTICIPANTS = sa.table(
+    "session_participants",
+    sa.column("session_id"),
+    sa.column("participant_sid"),
+    sa.column("identity"),
+    sa.column("joined_at"),
+    sa.column("left_at"),
+)
+EGRESS = sa.table("session_egress", sa.column("session_id"), sa.column("egress_id"))
+
+
+async def has_projections(store: Store) -> bool:
+    async with store.db_session() as session:
+        names = await session.run_sync(lambda s: sa.inspect(s.connection()).get_table_names())
+    return "sessions" in names
+
+
+def session_reads(
+    store: Store, room: str, projected: bool
+) -> list[tuple[str, str, dict[str, Any], int, Any]]:
+    """The session list reads: (name, path, params, rows per page, floor or None). The
+    floors: keyset selects on the indexes `(created_at, session_id)` and
+    `(room_name, created_at, session_id)` of the sessions projection."""
+    order = [SESSIONS.c.created_at, SESSIONS.c.session_id]
+    in_room = [SESSIONS.c.room_name == room]
     return [
-        ("sessions page of 50", "/v1/sessions", {"limit": 50}, 50, None),
-        ("one room's sessions (50)", "/v1/sessions", {"limit": 50, "room_name": room}, 50, None),
+        (
+            "sessions page of 50",
+            "/v1/sessions",
+            {"limit": 50},
+            50,
+            keyset_floor(store, SESSIONS, order, 50) if projected else None,
+        ),
+        (
+            "one room's sessions (50)",
+            "/v1/sessions",
+            {"limit": 50, "room_name": room},
+            50,
+            keyset_floor(store, SESSIONS, order, 50, in_room) if projected else None,
+        ),
     ]
 
 
 async def session_details(
-    http: httpx.AsyncClient, store: Store, repeat: int, figures: Figures
+    http: httpx.AsyncClient, store: Store, repeat: int, figures: Figures, projected: bool
 ) -> None:
-    """One session's details: the newest session and one 1,000 pages of 50 deep."""
+    """One session's details: the newest session and one 1,000 pages of 50 deep. The floor:
+    its row, its participants' rows and its egress rows, each by its index."""
     for depth in (0, DEEP_PAGES * 50):
         statement = (
             sa.select(
@@ -225,13 +273,26 @@ async def session_details(
                 .where(webhook_events.c.event == "room_started")
             )
             position = min(depth, max(int(count or 1) - 1, 0))
-            sid = await session.scalar(statement.offset(position).limit(1))
+            sid = str(await session.scalar(statement.offset(position).limit(1)))
         label = "the newest session" if position == 0 else f"session {position + 1:,} newest first"
 
-        async def call(sid: str = str(sid)) -> None:
+        async def call(sid: str = sid) -> None:
             (await http.get(f"/v1/sessions/{sid}")).raise_for_status()
 
-        figures.reads[f"one session's details, {label}"] = (await timed(repeat, call), None)
+        async def floor(sid: str = sid) -> int:
+            rows = 0
+            async with store.db_session() as session:
+                for table in (SESSIONS, PARTICIPANTS, EGRESS):
+                    selected = (
+                        sa.select(sa.literal_column("*"))
+                        .select_from(table)
+                        .where(table.c.session_id == sid)
+                    )
+                    rows += len((await session.execute(selected)).all())
+            return rows
+
+        floor_ms = await timed(repeat, floor) if projected else None
+        figures.reads[f"one session's details, {label}"] = (await timed(repeat, call), floor_ms)
 
 
 async def fill_store(database_url: str, events: int) -> float:
