@@ -27,6 +27,7 @@ import datetime as dt
 import os
 import platform
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -349,6 +350,7 @@ async def run_backend(
     finally:
         if postgres is not None:
             postgres.stop()
+        shutil.rmtree(workdir, ignore_errors=True)  # a million events take a gigabyte
     return figures
 
 
