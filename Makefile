@@ -10,7 +10,7 @@ UV := UV_PYTHON_DOWNLOADS=never UV_PYTHON=$(SERVICE_PYTHON) python3 -m uv run
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  %-20s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: install-service ## install everything the tests need too: LiveKit's workers, the agent venv, Chromium and LiveKit's JS SDK
+install: install-service ## install everything the tests need too: LiveKit's workers, SeaweedFS, the agent venv, Chromium and LiveKit's JS SDK
 	@scripts/install-workers.sh
 	@scripts/install-agent-venv.sh
 	@scripts/install-browser.sh

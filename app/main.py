@@ -21,6 +21,8 @@ from starlette.types import ASGIApp
 from app.auth.callers import EndUserVerifier
 from app.config.settings import Settings, get_settings
 from app.core.logs import configure_logging_once
+from app.events.recordings import RETENTION_INTERVAL_SECONDS as RECORDINGS_RETENTION_INTERVAL
+from app.events.recordings import RecordingsBucket, catalog_writer, purge_expired_recordings
 from app.events.streams import EventFollower
 from app.events.webhooks import RETENTION_INTERVAL_SECONDS, purge_expired_events
 from app.http.idempotency import PURGE_INTERVAL_SECONDS
@@ -37,7 +39,7 @@ from app.http.request_ids import REQUEST_ID_HEADER
 from app.livekit.gateway import LiveKit
 from app.livekit.services import LIVEKIT_SERVICES
 from app.store.engine import Store, run_periodically
-from routers import console, health, sessions, tokens, webhooks, whoami
+from routers import console, health, recordings, sessions, tokens, webhooks, whoami
 from routers.direct import DirectRoute, DirectRoutesMiddleware
 
 
@@ -70,13 +72,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         connect_timeout_seconds=settings.database_connect_timeout_seconds,
         command_timeout_seconds=settings.database_command_timeout_seconds,
     )
+    app.state.recordings_bucket = bucket = _recordings_bucket(settings)
+    store.events.add_writer(catalog_writer(store))
     app.state.event_follower = follower = EventFollower(
         store, max_streams_per_key=settings.stream_max_per_key
     )
     housekeeping: list[asyncio.Task[None]] = []
     try:
         await store.migrate()
-        housekeeping = app.state.housekeeping = _start_housekeeping(store, settings)
+        housekeeping = app.state.housekeeping = _start_housekeeping(store, settings, bucket)
         follower.start()
         _freeze_startup_heap()
         yield
@@ -106,13 +110,35 @@ def _freeze_startup_heap() -> None:
         gc.freeze()
 
 
-def _start_housekeeping(store: Store, settings: Settings) -> list[asyncio.Task[None]]:
-    """Periodic purges: expired idempotency keys every 10 minutes, and webhook events past
-    WEBHOOK_RETENTION_DAYS hourly (kept forever when it is 0)."""
+def _recordings_bucket(settings: Settings) -> RecordingsBucket | None:
+    """The recordings bucket of RECORDINGS_S3_*, or None when RECORDINGS_S3_BUCKET is unset
+    (the settings refuse a bucket without its access key and secret)."""
+    if not settings.recordings_s3_bucket or settings.recordings_s3_secret is None:
+        return None
+    return RecordingsBucket(
+        endpoint=settings.recordings_s3_endpoint,
+        bucket=settings.recordings_s3_bucket,
+        region=settings.recordings_s3_region,
+        access_key=settings.recordings_s3_access_key or "",
+        secret=settings.recordings_s3_secret,
+        link_seconds=settings.recordings_link_seconds,
+    )
+
+
+def _start_housekeeping(
+    store: Store, settings: Settings, bucket: RecordingsBucket | None
+) -> list[asyncio.Task[None]]:
+    """Periodic purges: expired idempotency keys every 10 minutes, webhook events past
+    WEBHOOK_RETENTION_DAYS hourly (kept forever when it is 0), and recordings (object and
+    entry) past RECORDINGS_RETENTION_DAYS hourly (kept when it is unset)."""
     jobs = [("idempotency-purge", PURGE_INTERVAL_SECONDS, partial(purge_keys, store))]
     if settings.webhook_retention_days > 0:
         purge_events = partial(purge_expired_events, store, settings.webhook_retention_days)
         jobs.append(("webhook-retention", RETENTION_INTERVAL_SECONDS, purge_events))
+    if settings.recordings_retention_days:
+        days = settings.recordings_retention_days
+        purge_recordings = partial(purge_expired_recordings, store, bucket, days)
+        jobs.append(("recordings-retention", RECORDINGS_RETENTION_INTERVAL, purge_recordings))
     tasks = [
         asyncio.create_task(run_periodically(name, interval, job), name=name)
         for name, interval, job in jobs
@@ -167,7 +193,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _routers() -> list[APIRouter]:
     """The routers `create_app` includes, in order (the order of /openapi.json's paths):
     health, tokens and webhooks, each LiveKit service's in `app.livekit.services.LIVEKIT_SERVICES`,
-    then sessions, whoami and the console."""
+    then sessions, recordings, whoami and the console."""
     services: list[APIRouter] = [
         importlib.import_module(service.router).router for service in LIVEKIT_SERVICES
     ]
@@ -177,6 +203,7 @@ def _routers() -> list[APIRouter]:
         webhooks.router,
         *services,
         sessions.router,
+        recordings.router,
         whoami.router,
         console.router,
     ]

@@ -3,7 +3,8 @@
 The console holds no server-side state and no key: the page signs in with a service key it
 keeps in the tab's session storage and calls the REST routes with it as the Bearer header.
 Files are served from a fixed list read at import (no path from the request reaches the
-file system), with a Content-Security-Policy that allows this origin only.
+file system), with a Content-Security-Policy that allows this origin only (and, for the
+page's `<audio>`/`<video>` of a recording, the recordings bucket's origin as `media-src`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
 from app.core.errors import NotFound
+from app.http.deps import RecordingsBucketDep
 from schemas.problems import problems
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
@@ -38,12 +40,14 @@ router = APIRouter(tags=["console"], include_in_schema=False)
 
 
 @router.get("/console", response_class=FileResponse)
-async def console_page() -> FileResponse:
-    """The console's single page."""
+async def console_page(bucket: RecordingsBucketDep) -> FileResponse:
+    """The console's single page; its media may come from the recordings bucket."""
+    headers = {**SECURITY_HEADERS, "Cache-Control": "no-cache"}
+    if bucket is not None:
+        policy = headers["Content-Security-Policy"]
+        headers["Content-Security-Policy"] = f"{policy}; media-src 'self' {bucket.origin}"
     return FileResponse(
-        CONSOLE_DIR / "index.html",
-        media_type="text/html; charset=utf-8",
-        headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"},
+        CONSOLE_DIR / "index.html", media_type="text/html; charset=utf-8", headers=headers
     )
 
 

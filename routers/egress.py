@@ -15,6 +15,7 @@ from app.http.deps import (
     EgressWriteCaller,
     IdempotencyDep,
     LiveKitDep,
+    RecordingsBucketDep,
     SettingsDep,
 )
 from app.server_apis import egress
@@ -57,6 +58,7 @@ async def start_room_composite_egress(
     body: StartRoomCompositeEgress,
     lk: LiveKitDep,
     settings: SettingsDep,
+    bucket: RecordingsBucketDep,
     _: EgressWriteCaller,
     idempotent: IdempotencyDep,
 ) -> Response:
@@ -64,7 +66,7 @@ async def start_room_composite_egress(
     `custom_base_url`) to files, streams, segments or images. A retry with the same
     `Idempotency-Key` and body gets the first response, not a second egress."""
     allow = settings.media_url_allow_list
-    return await idempotent.run(lambda: egress.start_room_composite(lk, body, allow))
+    return await idempotent.run(lambda: egress.start_room_composite(lk, body, allow, bucket))
 
 
 @router.post("/egress/web", operation_id="start_web_egress", **START)
@@ -72,6 +74,7 @@ async def start_web_egress(
     body: StartWebEgress,
     lk: LiveKitDep,
     settings: SettingsDep,
+    bucket: RecordingsBucketDep,
     _: EgressWriteCaller,
     idempotent: IdempotencyDep,
 ) -> Response:
@@ -79,7 +82,7 @@ async def start_web_egress(
     otherwise, as every URL a start body gives) recorded or streamed. Idempotent with an
     `Idempotency-Key`."""
     allow = settings.media_url_allow_list
-    return await idempotent.run(lambda: egress.start_web(lk, body, allow))
+    return await idempotent.run(lambda: egress.start_web(lk, body, allow, bucket))
 
 
 @router.post("/egress/participant", operation_id="start_participant_egress", **START)
@@ -87,13 +90,14 @@ async def start_participant_egress(
     body: StartParticipantEgress,
     lk: LiveKitDep,
     settings: SettingsDep,
+    bucket: RecordingsBucketDep,
     _: EgressWriteCaller,
     idempotent: IdempotencyDep,
 ) -> Response:
     """StartParticipantEgress: a participant's camera (or screen share) and microphone.
     Idempotent with an `Idempotency-Key`."""
     allow = settings.media_url_allow_list
-    return await idempotent.run(lambda: egress.start_participant(lk, body, allow))
+    return await idempotent.run(lambda: egress.start_participant(lk, body, allow, bucket))
 
 
 @router.post("/egress/track-composite", operation_id="start_track_composite_egress", **START)
@@ -101,13 +105,14 @@ async def start_track_composite_egress(
     body: StartTrackCompositeEgress,
     lk: LiveKitDep,
     settings: SettingsDep,
+    bucket: RecordingsBucketDep,
     _: EgressWriteCaller,
     idempotent: IdempotencyDep,
 ) -> Response:
     """StartTrackCompositeEgress: one audio and/or one video track, muxed. Idempotent with
     an `Idempotency-Key`."""
     allow = settings.media_url_allow_list
-    return await idempotent.run(lambda: egress.start_track_composite(lk, body, allow))
+    return await idempotent.run(lambda: egress.start_track_composite(lk, body, allow, bucket))
 
 
 @router.post("/egress/track", operation_id="start_track_egress", **START)
@@ -115,13 +120,14 @@ async def start_track_egress(
     body: StartTrackEgress,
     lk: LiveKitDep,
     settings: SettingsDep,
+    bucket: RecordingsBucketDep,
     _: EgressWriteCaller,
     idempotent: IdempotencyDep,
 ) -> Response:
     """StartTrackEgress: one track as published, to a file or a WebSocket. Idempotent with
     an `Idempotency-Key`."""
     allow = settings.media_url_allow_list
-    return await idempotent.run(lambda: egress.start_track(lk, body, allow))
+    return await idempotent.run(lambda: egress.start_track(lk, body, allow, bucket))
 
 
 @router.get(

@@ -4,7 +4,9 @@
 #     run-time GStreamer plugins, chromium, xvfb and pulseaudio (web egress), ffmpeg (an RTMP
 #     source and ffprobe), sip-tester (SIPp, the phone), iproute2 (the test network namespace);
 #   - livekit-sip v1.8.0, egress v1.8.6 and ingress v1.5.0, built from the Go module proxy
-#     into .tools/bin as `livekit-sip`, `egress` and `ingress`.
+#     into .tools/bin as `livekit-sip`, `egress` and `ingress`;
+#   - SeaweedFS (the S3-compatible store the recordings tests upload to; Apache-2.0), built
+#     the same way into .tools/bin as `weed` (see ../shared/notes/seaweedfs.md).
 # `go install module@version` fails for these modules (the proxy refuses the version list it
 # reads for the deprecation check), so each is `go mod download`ed, copied somewhere writable
 # and built with its own go.mod (see ../shared/notes/livekit-{sip,media}.md).
@@ -56,7 +58,8 @@ build() {
     echo "room-composite's default layout is not built here" > "$work/cmd/server/templates/README"
   fi
   mkdir -p "$TOOLS_BIN"
-  (cd "$work" && GONOSUMDB="$module" CGO_ENABLED=1 "$GO" build -o "$TOOLS_BIN/$name" "$package")
+  (cd "$work" && GONOSUMDB="$module" GOFLAGS=-buildvcs=false CGO_ENABLED=1 \
+    "$GO" build -o "$TOOLS_BIN/$name" "$package")
   rm -rf "$work"
   echo "$version" > "$stamp"
   echo "$name built in $(( $(date +%s) - start )) s"
@@ -93,3 +96,5 @@ build livekit-sip github.com/livekit/sip v1.8.0 ./cmd/livekit-sip
 build egress github.com/livekit/egress v1.8.6 ./cmd/server
 gst_bad_dev
 build ingress github.com/livekit/ingress v1.5.0 ./cmd/server
+# SeaweedFS has no tagged versions on the proxy: this pseudo-version reports `30GB 4.53`.
+build weed github.com/seaweedfs/seaweedfs v0.0.0-20261109003541-7506e5f91cd6 ./weed

@@ -99,6 +99,88 @@ class LocalTestServer:
         self.process.stop()
 
 
+class LocalSeaweedFS:
+    """SeaweedFS (`.tools/bin/weed`, Apache-2.0) as an S3-compatible store on free loopback
+    ports: `weed server` with a master, a volume server, a filer and the S3 gateway, one
+    identity (`access_key`, `secret`) from an s3.json, telemetry off (see
+    shared/notes/seaweedfs.md). `endpoint` is the S3 gateway's URL; stopped by PID."""
+
+    def __init__(self) -> None:
+        import json
+        import secrets
+
+        self.access_key = f"recordings-{secrets.token_hex(4)}"
+        self.secret = f"weed-secret-{secrets.token_urlsafe(24)}"
+        self.region = "us-east-1"
+        workdir = Path(tempfile.mkdtemp(prefix="seaweedfs-"))
+        (workdir / "data").mkdir()
+        identity = {
+            "name": "admin",
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret}],
+        }
+        (workdir / "s3.json").write_text(json.dumps({"identities": [identity]}))  # fmt: skip
+        master, volume, filer, s3 = (self._port_pair() for _ in range(4))
+        self.endpoint = f"http://127.0.0.1:{s3}"
+        binary = find_binary("weed", "SEAWEEDFS_BIN")
+        args = [binary, "server", f"-dir={workdir / 'data'}", "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1", f"-master.port={master}", f"-volume.port={volume}",
+                "-filer", f"-filer.port={filer}", "-s3", f"-s3.port={s3}",
+                f"-s3.config={workdir / 's3.json'}", "-master.telemetry=false",
+                # each bucket is a collection that takes volumes of its own: room for many
+                # small ones (the defaults, 8 volumes of 30 GB, fill up at the second bucket)
+                "-volume.max=200", "-master.volumeSizeLimitMB=64"]  # fmt: skip
+        self.process = ManagedProcess("weed", args, workdir, cwd=workdir)
+
+    @staticmethod
+    def _port_pair() -> int:
+        """A free port whose gRPC twin (+10000, SeaweedFS's rule) is free too."""
+        while True:
+            port = free_port()
+            if not _port_open(port + 10000):
+                return port
+
+    def client(self) -> Any:
+        """A boto3 S3 client of this store (SigV4, path-style)."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.session.Session().client(
+            "s3", endpoint_url=self.endpoint, region_name=self.region,
+            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret,
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+        )  # fmt: skip
+
+    def _answers(self) -> bool:
+        """The S3 gateway answers HTTP (anonymous requests get 403)."""
+        try:
+            httpx.get(self.endpoint, timeout=1)
+        except httpx.HTTPError:
+            return False
+        return True
+
+    def start(self) -> LocalSeaweedFS:
+        self.process.start(self._answers, timeout=120)
+        return self
+
+    def create_bucket(self, name: str, timeout: float = 60) -> None:
+        """Create bucket `name`, retried while the master is still electing itself."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.client().create_bucket(Bucket=name)
+                return
+            except (BotoCoreError, ClientError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
 class LiveService:
     """This service in a uvicorn server on a background thread, reachable over real HTTP
     (LiveKit posts webhooks to it). `port` is fixed before start so LiveKit can be told."""

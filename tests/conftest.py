@@ -4,7 +4,7 @@ in-process clients with their own settings.
 Service keys available to every test (see `KEYS`): `admin` (all scopes), `reader`
 (`rooms:read`), `issuer` (`tokens:issue`), `events` (`webhooks:read`), `nobody` (none),
 `minter` (`tokens:admin`), `room-writer` (`rooms:write`), `sip-writer` (`sip:write`),
-`ingress-writer` (`ingress:write`).
+`ingress-writer` (`ingress:write`), `recordings-reader` (`recordings:read`).
 Use `auth("reader")` for the header.
 """
 
@@ -29,7 +29,7 @@ from app.config.settings import Settings
 from app.core.devserver import LocalLiveKit, LocalPostgres
 from app.core.logs import configure_logging
 from app.main import create_app
-from tests.components import LiveService, LocalJWKS, LocalRedis, LocalTestServer
+from tests.components import LiveService, LocalJWKS, LocalRedis, LocalSeaweedFS, LocalTestServer
 
 API_KEY = "APItestkey"
 API_SECRET = secrets.token_urlsafe(32)
@@ -45,6 +45,7 @@ KEYS: dict[str, tuple[str, list[str]]] = {
     "room-writer": (secrets.token_urlsafe(32), ["rooms:write"]),
     "sip-writer": (secrets.token_urlsafe(32), ["sip:write"]),
     "ingress-writer": (secrets.token_urlsafe(32), ["ingress:write"]),
+    "recordings-reader": (secrets.token_urlsafe(32), ["recordings:read"]),
 }
 
 
@@ -175,6 +176,28 @@ def postgres_server() -> Iterator[LocalPostgres]:
     server = LocalPostgres().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs() -> Iterator[LocalSeaweedFS]:
+    """SeaweedFS's S3 gateway on free loopback ports: the recordings store."""
+    server = LocalSeaweedFS().start()
+    yield server
+    server.stop()
+
+
+def recordings_settings(store: LocalSeaweedFS, bucket: str, **more: Any) -> dict[str, Any]:
+    """Settings fields that point the recordings catalog (and the default egress upload)
+    at `bucket` of `store` (created here), plus `more`."""
+    store.create_bucket(bucket)
+    return {
+        "recordings_s3_endpoint": store.endpoint,
+        "recordings_s3_bucket": bucket,
+        "recordings_s3_region": store.region,
+        "recordings_s3_access_key": store.access_key,
+        "recordings_s3_secret": store.secret,
+        **more,
+    }
 
 
 @pytest.fixture

@@ -41,6 +41,8 @@ class Scope(StrEnum):
     DISPATCH_WRITE = "dispatch:write"
     WEBHOOKS_READ = "webhooks:read"
     SESSIONS_READ = "sessions:read"
+    RECORDINGS_READ = "recordings:read"
+    RECORDINGS_WRITE = "recordings:write"
     ADMIN = "admin"
 
 
@@ -48,6 +50,7 @@ class Scope(StrEnum):
 #: (contract: "`rooms:write` may read rooms"). `admin` includes every scope.
 IMPLIED_SCOPES: dict[Scope, frozenset[Scope]] = {
     Scope.ROOMS_WRITE: frozenset({Scope.ROOMS_READ}),
+    Scope.RECORDINGS_WRITE: frozenset({Scope.RECORDINGS_READ}),
 }
 
 

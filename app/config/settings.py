@@ -19,6 +19,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     Field,
@@ -94,6 +95,18 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(default=24 * 3600, gt=0)
     media_url_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
     _media_url_allow_list: UrlAllowList = PrivateAttr(default_factory=UrlAllowList)
+    #: The recordings catalog's object store (S3 API; `app.recordings`): where `DELETE` and
+    #: the retention purge remove objects, what download links point at, and the upload
+    #: target of an egress start that names none. Set the bucket (and its keys) to enable.
+    recordings_s3_endpoint: str | None = None
+    recordings_s3_bucket: str | None = None
+    recordings_s3_region: str = "us-east-1"
+    recordings_s3_access_key: str | None = None
+    recordings_s3_secret: SecretStr | None = None
+    #: Days after its end a recording (object and entry) is deleted; None keeps them.
+    recordings_retention_days: int | None = Field(default=None, ge=1)
+    #: Seconds a recording's `download_url` stays valid (SigV4 allows at most 7 days).
+    recordings_link_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
     host: str = "127.0.0.1"
     port: int = 8000
     #: Proxies whose `X-Forwarded-For`/`-Proto` are believed (comma-separated addresses or
@@ -185,8 +198,27 @@ class Settings(BaseSettings):
         self._media_url_allow_list = UrlAllowList.parse(self.media_url_allow)
         return self
 
+    @field_validator("recordings_s3_endpoint")
+    @classmethod
+    def _check_recordings_endpoint(cls, value: str | None) -> str | None:
+        """An http(s) URL with a host (the S3 API's root: no path, query or credentials)."""
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
+            raise ValueError("must be an http:// or https:// URL of the S3 endpoint")
+        if parts.path.strip("/") or parts.query or parts.fragment:
+            raise ValueError("must be the S3 endpoint's root URL (no path or query)")
+        return value
+
     @model_validator(mode="after")
     def _check_environment(self) -> Settings:
+        if self.recordings_s3_bucket and not (
+            self.recordings_s3_access_key and self.recordings_s3_secret
+        ):
+            raise ValueError(
+                "RECORDINGS_S3_BUCKET needs RECORDINGS_S3_ACCESS_KEY and RECORDINGS_S3_SECRET"
+            )
         if self.app_env == "production":
             self._refuse_weak_production_settings()
         return self

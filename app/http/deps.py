@@ -7,6 +7,8 @@ on the event loop instead of handing each to a worker thread.
 - `StoreDep`: the `Store` (database engine and repositories, see `app.store`) owned by the lifespan;
 - `EventFollowerDep`: the event streams' `EventFollower` (`app.events.streams`) owned by the
 lifespan;
+- `RecordingsBucketDep`: the recordings bucket (`app.events.recordings`), None when not
+  configured;
 - `CallerDep`: the service key of an `Authorization: Bearer` caller (401 otherwise);
 - `RoomsReadCaller`, `RoomsWriteCaller` ... (one per scope; a LiveKit service's from its
   row in `app.livekit.services`): a `CallerDep` that also holds that scope (403 naming it
@@ -45,6 +47,7 @@ from app.auth.callers import (
 from app.auth.policy import Caller, CallerRule, rule_for
 from app.config.settings import Settings
 from app.core.errors import RateLimited, Unauthorized
+from app.events.recordings import RecordingsBucket
 from app.events.streams import EventFollower
 from app.http.idempotency import HEADER as IDEMPOTENCY_HEADER
 from app.http.idempotency import (
@@ -92,6 +95,15 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 LiveKitDep = Annotated[LiveKit, Depends(get_livekit)]
 StoreDep = Annotated[Store, Depends(get_store)]
 EventFollowerDep = Annotated[EventFollower, Depends(get_event_follower)]
+
+
+async def get_recordings_bucket(request: Request) -> RecordingsBucket | None:
+    """The recordings bucket (`RECORDINGS_S3_*`) the lifespan built, or None when unset."""
+    bucket: RecordingsBucket | None = request.app.state.recordings_bucket
+    return bucket
+
+
+RecordingsBucketDep = Annotated[RecordingsBucket | None, Depends(get_recordings_bucket)]
 
 
 async def get_caller(request: Request, bearer: BearerDep) -> ServiceKey:
@@ -152,6 +164,8 @@ SipReadCaller = Annotated[ServiceKey, Depends(reads(SIP))]
 SipWriteCaller = Annotated[ServiceKey, Depends(writes(SIP))]
 WebhooksReadCaller = Annotated[ServiceKey, Depends(ScopeCheck(Scope.WEBHOOKS_READ))]
 SessionsReadCaller = Annotated[ServiceKey, Depends(ScopeCheck(Scope.SESSIONS_READ))]
+RecordingsReadCaller = Annotated[ServiceKey, Depends(ScopeCheck(Scope.RECORDINGS_READ))]
+RecordingsWriteCaller = Annotated[ServiceKey, Depends(ScopeCheck(Scope.RECORDINGS_WRITE))]
 
 
 @dataclass(frozen=True, slots=True)

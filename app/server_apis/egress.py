@@ -17,7 +17,10 @@ So a start with no worker answers at the service's deadline (LIVEKIT_TIMEOUT_SEC
 504 `livekit_timeout`) with a detail saying no egress worker took it, not after LiveKit's
 own wait. The `EgressInfo` LiveKit returns echoes the request, upload credentials included:
 the bridge's `to_json` drops them (`schemas.credentials.SECRET_FIELDS`). Every request's URLs
-and paths pass `app.server_apis.media.check_media` (MEDIA_URL_ALLOW) before LiveKit sees them.
+and paths pass `app.server_apis.media.check_media` (MEDIA_URL_ALLOW) before LiveKit sees them;
+then, with a recordings `bucket` (RECORDINGS_S3_*), every file, segment and image output that
+names no upload target gets the bucket's `S3Upload`
+(`app.events.recordings.with_default_upload`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import TypeVar
 from livekit import api
 
 from app.core.errors import UpstreamTimeout
+from app.events.recordings import RecordingsBucket, with_default_upload
 from app.livekit.gateway import LiveKit, one_with_id
 from app.server_apis.media import check_media
 from app.server_apis.rooms import ROOM_NOT_FOUND
@@ -58,51 +62,73 @@ async def _start(lk: LiveKit, call: Callable[[], Awaitable[T]], not_found_code: 
 
 
 async def start_room_composite(
-    lk: LiveKit, body: StartRoomCompositeEgress, media_allow: UrlAllowList
+    lk: LiveKit,
+    body: StartRoomCompositeEgress,
+    media_allow: UrlAllowList,
+    bucket: RecordingsBucket | None = None,
 ) -> api.EgressInfo:
     """StartRoomCompositeEgress: the room mixed by the egress worker's browser (LiveKit's
     layout template, or `custom_base_url`). Returns the `EgressInfo` (`EGRESS_STARTING`).
     404 `room_not_found`; 422 / 403 `media_url_not_allowed` from `check_media`."""
     request = to_proto(body, api.RoomCompositeEgressRequest)
     check_media(request, media_allow)
+    with_default_upload(request, bucket)
     return await _start(lk, lambda: lk.egress.start_room_composite_egress(request), ROOM_NOT_FOUND)
 
 
-async def start_web(lk: LiveKit, body: StartWebEgress, media_allow: UrlAllowList) -> api.EgressInfo:
+async def start_web(
+    lk: LiveKit,
+    body: StartWebEgress,
+    media_allow: UrlAllowList,
+    bucket: RecordingsBucket | None = None,
+) -> api.EgressInfo:
     """StartWebEgress: the page at `url` recorded by the egress worker's browser. Returns
     `EgressInfo`; 422 / 403 `media_url_not_allowed` from `check_media`."""
     request = to_proto(body, api.WebEgressRequest)
     check_media(request, media_allow)
+    with_default_upload(request, bucket)
     return await _start(lk, lambda: lk.egress.start_web_egress(request), EGRESS_NOT_FOUND)
 
 
 async def start_participant(
-    lk: LiveKit, body: StartParticipantEgress, media_allow: UrlAllowList
+    lk: LiveKit,
+    body: StartParticipantEgress,
+    media_allow: UrlAllowList,
+    bucket: RecordingsBucket | None = None,
 ) -> api.EgressInfo:
     """StartParticipantEgress: one participant's camera (or screen share) and microphone.
     Returns the `EgressInfo`; 404 `room_not_found`; 422 / 403 from `check_media`."""
     request = to_proto(body, api.ParticipantEgressRequest)
     check_media(request, media_allow)
+    with_default_upload(request, bucket)
     return await _start(lk, lambda: lk.egress.start_participant_egress(request), ROOM_NOT_FOUND)
 
 
 async def start_track_composite(
-    lk: LiveKit, body: StartTrackCompositeEgress, media_allow: UrlAllowList
+    lk: LiveKit,
+    body: StartTrackCompositeEgress,
+    media_allow: UrlAllowList,
+    bucket: RecordingsBucket | None = None,
 ) -> api.EgressInfo:
     """StartTrackCompositeEgress: one audio and/or one video track, muxed. Returns the
     `EgressInfo`; 404 `room_not_found`; 422 / 403 from `check_media`."""
     request = to_proto(body, api.TrackCompositeEgressRequest)
     check_media(request, media_allow)
+    with_default_upload(request, bucket)
     return await _start(lk, lambda: lk.egress.start_track_composite_egress(request), ROOM_NOT_FOUND)
 
 
 async def start_track(
-    lk: LiveKit, body: StartTrackEgress, media_allow: UrlAllowList
+    lk: LiveKit,
+    body: StartTrackEgress,
+    media_allow: UrlAllowList,
+    bucket: RecordingsBucket | None = None,
 ) -> api.EgressInfo:
     """StartTrackEgress: one track as published (no transcoding) to a file or a WebSocket.
     Returns the `EgressInfo`; 404 `room_not_found`; 422 / 403 from `check_media`."""
     request = to_proto(body, api.TrackEgressRequest)
     check_media(request, media_allow)
+    with_default_upload(request, bucket)
     return await _start(lk, lambda: lk.egress.start_track_egress(request), ROOM_NOT_FOUND)
 
 

@@ -110,3 +110,27 @@ idempotency_keys = sa.Table(
     sa.Column("status_code", sa.Integer(), nullable=True),
     sa.Column("response_body", sa.Text(), nullable=True),
 )
+
+#: The recordings catalog: one row per file, segment playlist or image series an egress
+#: wrote, from its `egress_ended` event (`app.recordings`). `recording_id` is derived from
+#: the egress id and the result's kind and index, so the same event stored twice (received
+#: and derived) is one row. Listed newest first by `(ended_at, recording_id)`.
+recordings = sa.Table(
+    "recordings",
+    metadata,
+    sa.Column("recording_id", sa.String(64), primary_key=True),
+    sa.Column("egress_id", sa.String(), nullable=False, index=True),
+    sa.Column("session_id", sa.String(), nullable=True),
+    sa.Column("room_name", sa.String(), nullable=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("location", sa.Text(), nullable=False),
+    sa.Column("filename", sa.Text(), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger(), nullable=False),
+    sa.Column("duration_seconds", sa.Float(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=True),
+    sa.Column("ended_at", UTCDateTime(), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Index(None, "ended_at", "recording_id"),
+    sa.Index(None, "room_name", "ended_at", "recording_id"),
+    sa.Index(None, "session_id", "ended_at", "recording_id"),
+)

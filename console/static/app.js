@@ -1,6 +1,7 @@
 // The operator console: rooms, sessions and webhook events over the REST API (see api.js).
 import { api, follow, key, query } from "./api.js";
 import { loadUsage, mountUsage } from "./usage.js";
+import "./recordings.js";
 
 const $ = (selector) => document.querySelector(selector);
 const ROOMS_REFRESH_MS = 3000;

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +83,3 @@ class AgentWorker:
                 f"no job in {room!r}: {self.records()}\n{self.process.log_tail()}"
             ) from exc
         return self.jobs(room)[0]
-
-
-def unique(prefix: str) -> str:
-    """A name no other test uses: `prefix` plus a time-based suffix."""
-    return f"{prefix}-{time.monotonic_ns():x}"

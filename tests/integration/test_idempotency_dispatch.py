@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from tests.agents.harness import unique
 from tests.conftest import auth
+from tests.helpers import unique
 
 pytestmark = pytest.mark.integration
 

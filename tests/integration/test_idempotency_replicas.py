@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.agents.harness import unique
 from tests.components import ServiceProcess, replica_pair
 from tests.conftest import API_KEY, API_SECRET, auth, service_keys
+from tests.helpers import unique
 
 pytestmark = pytest.mark.integration
 

@@ -16,16 +16,9 @@ from pydantic import ValidationError
 
 from tests.components import ServiceProcess
 from tests.conftest import API_KEY, API_SECRET, auth, make_settings
+from tests.helpers import assert_problem
 
 UNUSED_LIVEKIT = "http://127.0.0.1:9"
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert (body["status"], body["code"]) == (status, code)
-    return body
 
 
 # --- tokens:issue versus tokens:admin -------------------------------------------------------

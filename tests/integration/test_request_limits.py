@@ -21,6 +21,7 @@ from app.http.middleware import (
 )
 from tests.components import LiveService, signed_webhook, webhook_body
 from tests.conftest import API_KEY, API_SECRET, auth, serving
+from tests.helpers import assert_problem
 
 UNUSED_LIVEKIT = "http://127.0.0.1:9"  # nothing here calls LiveKit before refusing
 
@@ -44,15 +45,6 @@ def service(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[LiveSe
 async def http(service: LiveService) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
         yield client
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert (body["status"], body["code"]) == (status, code)
-    assert body["request_id"] == response.headers["x-request-id"]
-    return body
 
 
 # --- bodies --------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -16,6 +15,7 @@ import pytest
 from livekit import api, rtc
 
 from tests.conftest import API_KEY, API_SECRET, auth
+from tests.helpers import assert_problem, unique
 from tests.participants import (
     fetch_token,
     joined,
@@ -29,11 +29,6 @@ pytestmark = pytest.mark.integration
 
 ADMIN = auth("admin")
 READER = auth("reader")
-
-
-def unique(prefix: str) -> str:
-    """A room name no other test uses."""
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 @asynccontextmanager
@@ -56,14 +51,6 @@ async def participants(
                 )
             )
         yield rooms
-
-
-def assert_problem(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert (body["status"], body["code"]) == (status, code), body
-    return body
 
 
 # Rooms

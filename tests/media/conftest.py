@@ -10,8 +10,9 @@ everything else: run them one at a time, never in parallel.
 
 from __future__ import annotations
 
-import asyncio
+import array
 import http.server
+import math
 import shutil
 import subprocess
 import tempfile
@@ -24,8 +25,8 @@ import httpx
 import pytest
 
 from app.core.devserver import free_port
-from tests.components import LiveService, LocalRedis
-from tests.conftest import API_KEY, API_SECRET, auth, serving
+from tests.components import LiveService, LocalRedis, LocalSeaweedFS
+from tests.conftest import API_KEY, API_SECRET, auth, recordings_settings, serving
 from tests.media.components import (
     NETNS_ADDR,
     EgressWorker,
@@ -68,13 +69,24 @@ def media_service_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def media_livekit(media_redis: LocalRedis, media_service_port: int) -> Iterator[MediaLiveKit]:
-    """LiveKit with Redis, media on the namespace address, webhooks to the media service."""
+def recordings_service_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def media_livekit(
+    media_redis: LocalRedis, media_service_port: int, recordings_service_port: int
+) -> Iterator[MediaLiveKit]:
+    """LiveKit with Redis, media on the namespace address, webhooks to the media service and
+    to the recordings service (`recordings_service`, started by the tests that need it)."""
     server = MediaLiveKit(
         api_key=API_KEY,
         api_secret=API_SECRET,
         redis=media_redis.address,
-        webhook_urls=[f"http://127.0.0.1:{media_service_port}/v1/webhooks/livekit"],
+        webhook_urls=[
+            f"http://127.0.0.1:{port}/v1/webhooks/livekit"
+            for port in (media_service_port, recordings_service_port)
+        ],
     )
     server.start()
     yield server
@@ -91,6 +103,27 @@ def media_service(
         tmp_path_factory.mktemp("media"),
         port=media_service_port,
         livekit_timeout_seconds=10,
+    ) as service:
+        yield service
+
+
+@pytest.fixture(scope="session")
+def recordings_service(
+    media_livekit: MediaLiveKit,
+    recordings_service_port: int,
+    seaweedfs: LocalSeaweedFS,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LiveService]:
+    """A second service against the media tier's LiveKit, with its recordings bucket
+    (`recordings`) on SeaweedFS: every egress output without an upload target goes there.
+    SeaweedFS listens on loopback, which the egress worker in the namespace reaches."""
+    settings = recordings_settings(seaweedfs, "recordings")
+    with serving(
+        media_livekit.url,
+        tmp_path_factory.mktemp("recordings"),
+        port=recordings_service_port,
+        livekit_timeout_seconds=10,
+        **settings,
     ) as service:
         yield service
 
@@ -174,20 +207,6 @@ def web_page(media_netns: str) -> Iterator[str]:
 # --- helpers ----------------------------------------------------------------------------
 
 
-async def poll(fetch: Any, accept: Any, *, timeout: float = 90.0, interval: float = 0.5) -> Any:
-    """Await `fetch()` until `accept(result)` holds; returns that result. AssertionError
-    with the last result after `timeout` s (generous: the machine is shared)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    last = None
-    while loop.time() < deadline:
-        last = await fetch()
-        if accept(last):
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"not reached within {timeout:g} s; last: {last}")
-
-
 def egress_getter(http: httpx.AsyncClient, egress_id: str) -> Any:
     async def fetch() -> dict[str, Any]:
         response = await http.get(f"/v1/egress/{egress_id}", headers=auth("reader"))
@@ -207,3 +226,23 @@ def ffprobe(path: Path) -> dict[str, Any]:
         capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     return dict(json.loads(result.stdout))
+
+
+def tone_power(path: Path, frequencies: list[int]) -> dict[int, float]:
+    """Goertzel power of each frequency over one second of `path`'s audio (decoded to 48 kHz
+    mono by ffmpeg), taken from its middle."""
+    pcm = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "s16le", "-ac", "1", "-ar", "48000", "-"],
+        capture_output=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    samples = array.array("h", pcm[: len(pcm) // 2 * 2])
+    middle = len(samples) // 2
+    window = samples[max(0, middle - 24000) : middle + 24000]
+    powers = {}
+    for frequency in frequencies:
+        coefficient = 2 * math.cos(2 * math.pi * frequency / 48000)
+        s1 = s2 = 0.0
+        for sample in window:
+            s1, s2 = sample + coefficient * s1 - s2, s1
+        powers[frequency] = s1 * s1 + s2 * s2 - coefficient * s1 * s2
+    return powers

@@ -4,19 +4,17 @@ read back with ffprobe/ffmpeg. Run one at a time (the worker's CPU admission).""
 
 from __future__ import annotations
 
-import array
 import asyncio
-import math
 import secrets
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import auth
-from tests.media.conftest import egress_getter, ffprobe, poll
+from tests.helpers import poll
+from tests.media.conftest import egress_getter, ffprobe, tone_power
 from tests.participants import fetch_token, joined, publish_tone
 
 pytestmark = pytest.mark.integration
@@ -52,26 +50,6 @@ async def _record_and_stop(http: httpx.AsyncClient, egress_id: str) -> dict[str,
     return dict(done)
 
 
-def _tone_power(path: Path, frequencies: list[int]) -> dict[int, float]:
-    """Goertzel power of each frequency over one second of `path`'s audio (decoded to 48 kHz
-    mono by ffmpeg), taken from its middle."""
-    pcm = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "s16le", "-ac", "1", "-ar", "48000", "-"],
-        capture_output=True, check=True, timeout=60,
-    ).stdout  # fmt: skip
-    samples = array.array("h", pcm[: len(pcm) // 2 * 2])
-    middle = len(samples) // 2
-    window = samples[max(0, middle - 24000) : middle + 24000]
-    powers = {}
-    for frequency in frequencies:
-        coefficient = 2 * math.cos(2 * math.pi * frequency / 48000)
-        s1 = s2 = 0.0
-        for sample in window:
-            s1, s2 = sample + coefficient * s1 - s2, s1
-        powers[frequency] = s1 * s1 + s2 * s2 - coefficient * s1 * s2
-    return powers
-
-
 async def _events(http: httpx.AsyncClient, egress_id: str) -> list[str]:
     response = await http.get(
         "/v1/webhooks/events", params={"egress_id": egress_id}, headers=auth("events")
@@ -103,7 +81,7 @@ async def test_track_egress_writes_the_published_tone_as_ogg_opus(
     probe = ffprobe(target)
     [stream] = probe["streams"]
     assert stream["codec_name"] == "opus" and stream["sample_rate"] == "48000"
-    powers = _tone_power(target, [220, 330, 440, 550, 660, 880, 1000])
+    powers = tone_power(target, [220, 330, 440, 550, 660, 880, 1000])
     strongest = max(powers, key=powers.__getitem__)
     assert strongest == 440, powers
     assert all(powers[440] > 10 * p for f, p in powers.items() if f != 440), powers

@@ -18,7 +18,7 @@ import pytest
 
 from app.core.devserver import ManagedProcess
 from tests.conftest import auth
-from tests.media.conftest import poll
+from tests.helpers import poll
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.agents.harness import AgentWorker, unique
+from tests.agents.harness import AgentWorker
 from tests.conftest import API_KEY, API_SECRET, auth
+from tests.helpers import unique
 from tests.participants import wait_for
 
 pytestmark = pytest.mark.integration

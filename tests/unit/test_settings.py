@@ -228,3 +228,28 @@ def test_production_accepts_explicit_memory_rate_limits_and_complete_end_user_se
         **production(RATE_LIMIT_STORAGE_URL="memory://", TOKEN_POLICY=json.dumps(policy)),
     )
     assert settings.rate_limit_storage_url == "memory://"
+
+
+def test_the_recordings_store_secret_is_hidden_and_a_bucket_needs_its_keys(monkeypatch):
+    settings = make(
+        monkeypatch,
+        RECORDINGS_S3_ENDPOINT="http://127.0.0.1:8333",
+        RECORDINGS_S3_BUCKET="recordings",
+        RECORDINGS_S3_ACCESS_KEY="AKIA",
+        RECORDINGS_S3_SECRET=SECRET,
+        RECORDINGS_RETENTION_DAYS="30",
+    )
+    assert SECRET not in repr(settings) and SECRET not in str(settings.model_dump())
+    assert settings.recordings_link_seconds == 3600 and settings.recordings_retention_days == 30
+    monkeypatch.delenv("RECORDINGS_S3_SECRET")
+    with pytest.raises(ValidationError, match="RECORDINGS_S3_SECRET"):
+        make(monkeypatch)
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["ftp://s3.example.com", "http://s3.example.com/bucket", "s3.example.com"]
+)
+def test_the_recordings_endpoint_is_an_http_root_url(monkeypatch, endpoint):
+    with pytest.raises(ValidationError) as error:
+        make(monkeypatch, RECORDINGS_S3_ENDPOINT=endpoint)
+    assert "recordings_s3_endpoint" in str(error.value).lower()
