@@ -1,4 +1,5 @@
-"""`python -m app`: serve the control plane with uvicorn.
+"""`python -m app`: serve the control plane with uvicorn; `python -m app
+rebuild-projections`: rebuild the session projections from the stored events and exit.
 
 In development with no LIVEKIT_URL, a local `livekit-server --dev` is started first, the
 service is pointed at it and it sends its webhooks to the service, so one command gives a
@@ -11,6 +12,7 @@ runs with the header limits of `app.http.middleware` (see `uvicorn_options`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -24,6 +26,8 @@ from app.config.settings import DEV_API_KEY, ConfigurationError, Settings, load_
 from app.core.devserver import LocalLiveKit, running
 from app.core.logs import configure_logging
 from app.http.middleware import MAX_HEADER_BLOCK_BYTES
+from app.store import projections
+from app.store.engine import Store
 
 log = logging.getLogger("app")
 
@@ -35,7 +39,13 @@ H11_MAX_HEAD_BYTES = MAX_HEADER_BLOCK_BYTES + 4096
 def main() -> None:
     """Run the service (and, when needed, a local LiveKit dev server) until interrupted.
     A configuration error ends the process with a message naming the setting, never a
-    value, and no traceback (exit 1)."""
+    value, and no traceback (exit 1). With the argument `rebuild-projections`, runs
+    `rebuild_projections` instead."""
+    if sys.argv[1:] == ["rebuild-projections"]:
+        asyncio.run(rebuild_projections(settings_or_exit()))
+        return
+    if sys.argv[1:]:
+        sys.exit(f"unknown command {sys.argv[1]!r} (known: rebuild-projections)")
     settings = settings_or_exit()
     configure_logging(settings)
     if settings.livekit_url:
@@ -57,6 +67,21 @@ def main() -> None:
         shown = "(as configured)" if configured else secret
         print(f"                    LIVEKIT_API_KEY={key} LIVEKIT_API_SECRET={shown}")
         _serve(settings_or_exit())
+
+
+async def rebuild_projections(settings: Settings) -> int:
+    """Migrate the store at DATABASE_URL, then empty the session projections and fold every
+    stored event into them again, in one transaction (`app.store.projections.rebuild`);
+    prints and returns how many events were read. Safe while replicas run: an event stored
+    meanwhile waits for the rebuild's transaction, or is folded in again by it."""
+    store = Store(settings.database_url.get_secret_value())
+    try:
+        await store.migrate()
+        count = await projections.rebuild(store)
+    finally:
+        await store.aclose()
+    print(f"session projections rebuilt from {count} stored events")
+    return count
 
 
 def settings_or_exit() -> Settings:

@@ -39,7 +39,7 @@ from app.http.request_ids import REQUEST_ID_HEADER
 from app.livekit.gateway import LiveKit
 from app.livekit.services import LIVEKIT_SERVICES
 from app.store.engine import Store, run_periodically
-from routers import console, health, recordings, sessions, tokens, webhooks, whoami
+from routers import console, health, recordings, sessions, tokens, usage, webhooks, whoami
 from routers.direct import DirectRoute, DirectRoutesMiddleware
 
 
@@ -193,7 +193,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _routers() -> list[APIRouter]:
     """The routers `create_app` includes, in order (the order of /openapi.json's paths):
     health, tokens and webhooks, each LiveKit service's in `app.livekit.services.LIVEKIT_SERVICES`,
-    then sessions, recordings, whoami and the console."""
+    then sessions, usage, recordings, whoami and the console."""
     services: list[APIRouter] = [
         importlib.import_module(service.router).router for service in LIVEKIT_SERVICES
     ]
@@ -203,6 +203,7 @@ def _routers() -> list[APIRouter]:
         webhooks.router,
         *services,
         sessions.router,
+        usage.router,
         recordings.router,
         whoami.router,
         console.router,

@@ -123,26 +123,52 @@ class PageToken(Cursor):
     before_seq: int
 
 
+@dataclass(frozen=True)
+class WindowPageToken(Cursor):
+    """The cursor of the event list in a time window (`since` or `until` given): the
+    `created_at` and store sequence of the last row returned."""
+
+    PREFIX: ClassVar[str] = "ew1:"
+    created_at: dt.datetime
+    before_seq: int
+
+
 async def list_events(
     store: Store, query: EventQuery, *, withheld: frozenset[str] = STREAM_KEY_FIELDS
 ) -> Page[StoredEvent]:
-    """Stored events matching `query`, newest first (by store order), one page at a time,
-    each without the `withheld` fields (`stored_event`).
+    """Stored events matching `query`, newest first, one page at a time, each without the
+    `withheld` fields (`stored_event`). Newest by store order; within a time window
+    (`since` or `until`) by `created_at`, then store order, so the window is read by index.
 
     Raises 400 (`invalid_page_token`), 503 (store unavailable).
     """
-    before = PageToken.decode(query.page_token).before_seq if query.page_token else None
+    by_time = query.since is not None or query.until is not None
+    token_kind = WindowPageToken if by_time else PageToken
+    cursor = token_kind.decode(query.page_token) if query.page_token else None
     with database_errors():
         rows = await store.events.find(
             filters=query.columns(),
             since=query.since,
             until=query.until,
-            before_seq=before,
+            before_seq=cursor.before_seq if isinstance(cursor, PageToken) else None,
+            by_time=by_time,
+            before=(
+                (cursor.created_at, cursor.before_seq)
+                if isinstance(cursor, WindowPageToken)
+                else None
+            ),
             limit=query.limit + 1,
         )
     more = len(rows) > query.limit
     rows = rows[: query.limit]
-    token = PageToken(rows[-1].seq).encode() if more else None
+    last = rows[-1] if more else None
+    token = (
+        None
+        if last is None
+        else WindowPageToken(last.created_at, last.seq).encode()
+        if by_time
+        else PageToken(last.seq).encode()
+    )
     items = [stored_event(r, withheld) for r in rows]
     return Page[StoredEvent](items=items, next_page_token=token)
 

@@ -5,7 +5,7 @@ package (and the schema's history in `migrations/`).
   probe, the housekeeping loop;
 - `errors`: what a database failure looks like, and the 503 a request answers;
 - `tables`: every table, on one `metadata`;
-- `events`, `idempotency`, `sessions`: one repository per table group;
+- `events`, `idempotency`, `projections`: one repository per table group;
 - `cursor`: the page-token codec of keyset pages.
 
 The domain modules (`app.events.webhooks`, `app.http.idempotency`, `app.events.sessions`) keep the

@@ -46,6 +46,7 @@ from app.core.errors import UpstreamUnavailable
 from app.core.readiness import CachedCheck
 from app.store.errors import DATABASE_ERRORS, is_unavailable
 from app.store.events import EventRepository
+from app.store.projections import write_projections
 from app.store.tables import store_probe
 
 # The package's logger: every line of the store keeps one logger name.
@@ -111,6 +112,8 @@ class Store:
         self.db_session = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writable = CachedCheck(self._probe_write)
         self.events = EventRepository(self)
+        # The session projections change with every stored event, on every store.
+        self.events.add_writer(write_projections)
 
     async def migrate(self) -> None:
         """Upgrade the schema to the newest alembic revision (idempotent)."""

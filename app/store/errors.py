@@ -3,7 +3,7 @@
 Database failures surface as `sqlalchemy.exc.SQLAlchemyError`, or from the driver as
 `OSError` (connection refused), `TimeoutError` or asyncpg's own errors (the server is
 starting up) when a connection is being opened: `DATABASE_ERRORS` lists them. The
-repositories (`app.store.events`, `app.store.idempotency`, `app.store.sessions`) let them
+repositories (`app.store.events`, `app.store.idempotency`, `app.store.projections`) let them
 through; a request turns them into `app.core.errors.UpstreamUnavailable` (503, code
 `event_store_unavailable`) by running its queries inside `with database_errors():`.
 """

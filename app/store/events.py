@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.errors import DATABASE_ERRORS, is_unavailable
+from app.store.projections import delete_sessions_received_before
 from app.store.tables import webhook_events
 
 if TYPE_CHECKING:
@@ -146,10 +147,17 @@ class EventRepository:
         before_seq: int | None = None,
         after_seq: int | None = None,
         newest_first: bool = True,
+        by_time: bool = False,
+        before: tuple[dt.datetime, int] | None = None,
         limit: int = 50,
     ) -> list[sa.Row[Any]]:
         """Rows of `webhook_events` matching every filter (column name -> exact value),
-        `since <= created_at < until`, `after_seq < seq < before_seq`; ordered by `seq`."""
+        `since <= created_at < until`, `after_seq < seq < before_seq`; ordered by `seq`.
+
+        `by_time`: newest first by `(created_at, seq)` instead, below the position `before`
+        (`(created_at, seq)` of the previous page's last row), read by the index on
+        `(created_at, seq)`: a time window is then read by index whatever its place in the
+        store (ordered by `seq`, a window far from the newest rows walks every newer row)."""
         query = sa.select(webhook_events)
         for column, value in filters.items():
             query = query.where(webhook_events.c[column] == value)
@@ -161,9 +169,19 @@ class EventRepository:
             query = query.where(webhook_events.c.seq < before_seq)
         if after_seq is not None:
             query = query.where(webhook_events.c.seq > after_seq)
-        order = webhook_events.c.seq.desc() if newest_first else webhook_events.c.seq.asc()
+        created_at, seq = webhook_events.c.created_at, webhook_events.c.seq
+        if by_time:
+            if before is not None:
+                query = query.where(
+                    sa.or_(
+                        created_at < before[0], sa.and_(created_at == before[0], seq < before[1])
+                    )
+                )
+            order = [created_at.desc(), seq.desc()]
+        else:
+            order = [seq.desc() if newest_first else seq.asc()]
         async with self.store.db_session() as session:
-            result = await session.execute(query.order_by(order).limit(limit))
+            result = await session.execute(query.order_by(*order).limit(limit))
             return list(result.all())
 
     async def get(self, event_id: str) -> sa.Row[Any] | None:
@@ -229,9 +247,12 @@ class EventRepository:
             return list((await session.execute(query.limit(limit))).all())
 
     async def delete_received_before(self, cutoff: dt.datetime) -> int:
-        """Delete events received before `cutoff`; returns how many were deleted."""
+        """Delete events received before `cutoff`; returns how many were deleted. In the
+        same transaction, the sessions with such an event leave the projections whole
+        (`app.store.projections.delete_sessions_received_before`)."""
         statement = sa.delete(webhook_events).where(webhook_events.c.received_at < cutoff)
         async with self.store.db_session.begin() as session:
+            await delete_sessions_received_before(session, cutoff)
             result = await session.execute(statement)
             return int(getattr(result, "rowcount", 0) or 0)
 

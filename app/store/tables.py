@@ -57,8 +57,9 @@ SeqType = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 #: One row per LiveKit webhook event, unique by LiveKit's event `id`. `seq` orders rows as
 #: they were inserted; `xid` (PostgreSQL only, its default: the writing transaction's id)
 #: orders them for followers (see `app.store.events.EventRepository.follow`); `body` is
-#: the exact JSON LiveKit sent. The index on `(event, created_at)` (migration 0003) is the
-#: session list's scan of `room_started` rows by time (`app.store.sessions`).
+#: the exact JSON LiveKit sent. The index on `(event, created_at)` (migration 0003) reads
+#: one event type in a time window, `(created_at, seq)` (0005) the event list's pages of a
+#: time window (`EventRepository.find(by_time=True)`).
 webhook_events = sa.Table(
     "webhook_events",
     metadata,
@@ -79,6 +80,7 @@ webhook_events = sa.Table(
     sa.Index(None, "egress_id", "seq"),
     sa.Index(None, "ingress_id", "seq"),
     sa.Index(None, "event", "created_at"),
+    sa.Index(None, "created_at", "seq"),
     sqlite_autoincrement=True,
 )
 
@@ -133,4 +135,111 @@ recordings = sa.Table(
     sa.Index(None, "ended_at", "recording_id"),
     sa.Index(None, "room_name", "ended_at", "recording_id"),
     sa.Index(None, "session_id", "ended_at", "recording_id"),
+)
+
+# --- session projections (`app.store.projections`; merge rules: `app.store.projection_facts`)
+#
+# Each row is the merge of every stored event that names it, kept in the event's own
+# transaction (`EventRepository.add_writer`). A value that a later event may replace keeps
+# the key that decides (`*_real`: it came from a real event, not a derived one; `*_at`,
+# `*_event`: the `created_at` and id of the event that set it).
+
+
+def _stamp(prefix: str) -> list[sa.Column[Any]]:
+    """The key of a value replaced by a newer event: from a real event, when, which."""
+    return [
+        sa.Column(f"{prefix}_real", sa.Boolean(), nullable=False),
+        sa.Column(f"{prefix}_at", UTCDateTime(), nullable=False),
+        sa.Column(f"{prefix}_event", sa.String(), nullable=False),
+    ]
+
+
+def _time(name: str) -> list[sa.Column[Any]]:
+    """A time merged by earliest or latest, and whether a real event set it."""
+    return [
+        sa.Column(name, UTCDateTime(), nullable=True),
+        sa.Column(f"{name}_real", sa.Boolean(), nullable=False),
+    ]
+
+
+#: One row per room session (LiveKit's room sid). `created_at` is set by `room_started`
+#: only (so a listed session has one), `anchored` once a `room_started` is stored; the list
+#: pages by `(created_at, session_id)`, of one room by `(room_name, created_at, ...)`.
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("session_id", sa.String(), primary_key=True),
+    sa.Column("room_name", sa.String(), nullable=False),
+    *_stamp("room_name"),
+    sa.Column("anchored", sa.Boolean(), nullable=False),
+    *_time("created_at"),
+    *_time("ended_at"),
+    *_time("first_event_at"),
+    *_time("last_active"),
+    sa.Column("oldest_received_at", UTCDateTime(), nullable=False, index=True),
+    sa.Index(None, "created_at", "session_id"),
+    sa.Index(None, "room_name", "created_at", "session_id"),
+    sa.Index(None, "ended_at"),
+)
+
+#: One row per participant session (a participant sid in a room session): the identity,
+#: its latest name, `kind` (LiveKit `ParticipantInfo.Kind`: 0 standard, 1 ingress, 2 egress,
+#: 3 SIP, 4 agent ...), when it joined and left, the sources it published.
+session_participants = sa.Table(
+    "session_participants",
+    metadata,
+    sa.Column("session_id", sa.String(), primary_key=True),
+    sa.Column("participant_sid", sa.String(), primary_key=True),
+    sa.Column("identity", sa.String(), nullable=False),
+    sa.Column("name", sa.String(), nullable=False),
+    *_stamp("name"),
+    sa.Column("kind", sa.Integer(), nullable=False),
+    *_time("joined_at"),
+    *_time("left_at"),
+    sa.Column("camera", sa.Boolean(), nullable=False),
+    sa.Column("microphone", sa.Boolean(), nullable=False),
+    sa.Column("screen_share", sa.Boolean(), nullable=False),
+    sa.Column("screen_share_audio", sa.Boolean(), nullable=False),
+    sa.Index(None, "joined_at"),
+    sa.Index(None, "left_at"),
+    sa.Index(None, "identity", "joined_at"),
+)
+
+#: One row per egress (LiveKit's egress ids are unique; the room sid is part of the key so
+#: that one id seen in two sessions cannot mix them): type (`room_composite`, `web`, `participant`,
+#: `track_composite`, `track`), status (LiveKit `EgressStatus` name, with its rank:
+#: terminal 2, ending 1, other 0), start and end.
+session_egress = sa.Table(
+    "session_egress",
+    metadata,
+    sa.Column("session_id", sa.String(), primary_key=True),
+    sa.Column("egress_id", sa.String(), primary_key=True),
+    sa.Column("room_name", sa.String(), nullable=False),
+    sa.Column("egress_type", sa.String(), nullable=False),
+    sa.Column("status", sa.String(), nullable=False),
+    sa.Column("status_rank", sa.Integer(), nullable=False),
+    *_stamp("status"),
+    *_time("started_at"),
+    *_time("ended_at"),
+    sa.Column("oldest_received_at", UTCDateTime(), nullable=False, index=True),
+    sa.Index(None, "egress_id"),
+    sa.Index(None, "started_at"),
+    sa.Index(None, "ended_at"),
+)
+
+#: One row per active interval of an ingress (`started_ns`: `IngressState.started_at`, in
+#: nanoseconds, 0 when its events gave none): room, identity it publishes as, start, end.
+session_ingress = sa.Table(
+    "session_ingress",
+    metadata,
+    sa.Column("ingress_id", sa.String(), primary_key=True),
+    sa.Column("started_ns", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("session_id", sa.String(), nullable=False),
+    sa.Column("room_name", sa.String(), nullable=False),
+    sa.Column("participant_identity", sa.String(), nullable=False),
+    *_time("started_at"),
+    *_time("ended_at"),
+    sa.Column("oldest_received_at", UTCDateTime(), nullable=False, index=True),
+    sa.Index(None, "started_at"),
+    sa.Index(None, "ended_at"),
 )

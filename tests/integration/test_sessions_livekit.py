@@ -1,6 +1,7 @@
 """Sessions from a real room's life: LiveKit's own webhooks (two participants joining and
 leaving, one reconnecting) give the expected session and participant timeline, and the
-same events delivered again shuffled and repeated, to another store, give the same result."""
+same events delivered again shuffled and repeated, to another store, give the same result;
+`GET /v1/usage` agrees with the session's timeline."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from tests.conftest import API_KEY, API_SECRET, auth
 from tests.participants import fetch_token, joined, publish_audio, wait_for
 
 pytestmark = pytest.mark.integration
+
+when = dt.datetime.fromisoformat
 
 UNUSED_LIVEKIT = "http://127.0.0.1:9"
 
@@ -65,7 +68,6 @@ async def test_a_real_rooms_life_gives_its_session(client, livekit_server, app_c
     alice_sessions = people["alice"]["sessions"]
     assert [s["participant_sid"] for s in alice_sessions] == [first_sid, second_sid]
     assert all(s["left_at"] is not None for s in alice_sessions)
-    when = dt.datetime.fromisoformat
     assert when(alice_sessions[0]["left_at"]) <= when(alice_sessions[1]["joined_at"])
     assert people["alice"]["joined_at"] == alice_sessions[0]["joined_at"]
     assert people["alice"]["left_at"] == alice_sessions[1]["left_at"]
@@ -82,6 +84,45 @@ async def test_a_real_rooms_life_gives_its_session(client, livekit_server, app_c
     summary = listed.json()["items"][0]
     assert summary["num_participants"] == 2 and summary["num_active_participants"] == 0
     assert summary["egress"] == "never"
+
+    # usage over the session's life agrees with its timeline
+    start = when(session["start_time"]) - dt.timedelta(minutes=1)
+    window = {
+        "start": start.isoformat(),
+        "end": (when(session["end_time"]) + dt.timedelta(minutes=1)).isoformat(),
+        "room_name": room_name,
+    }
+    usage = {}
+    for group_by in ("room", "identity", "day"):
+        response = await client.get(
+            "/v1/usage", params={**window, "group_by": group_by}, headers=auth("admin")
+        )
+        assert response.status_code == 200, response.text
+        usage[group_by] = {item["key"]: item for item in response.json()["items"]}
+    total = sum(p["duration_seconds"] for p in session["participants"]) / 60
+    room_usage = usage["room"][room_name]
+    assert room_usage["participant_minutes"] == pytest.approx(total, abs=2e-3)
+    assert room_usage["sessions"] == 1 and room_usage["sip_minutes"] == 0
+    assert room_usage["egress_minutes"] == {} and room_usage["ingress_minutes"] == 0
+    connections = [
+        (when(c["joined_at"]), when(c["left_at"]))
+        for p in session["participants"]
+        for c in p["sessions"]
+    ]
+    assert room_usage["peak_concurrent_participants"] == max(
+        sum(1 for a, b in connections if a <= t < b) for t, _ in connections
+    )
+    for person in session["participants"]:
+        # LiveKit stamps a leave in whole seconds: a connection may last no time at all
+        nothing = {"participant_minutes": 0.0, "sessions": 0}
+        mine = usage["identity"].get(person["participant_identity"], nothing)
+        assert mine["participant_minutes"] == pytest.approx(
+            person["duration_seconds"] / 60, abs=2e-3
+        )
+        assert mine["sessions"] == (1 if person["duration_seconds"] else 0)
+    assert sum(d["participant_minutes"] for d in usage["day"].values()) == pytest.approx(
+        total, abs=4e-3
+    )
 
     # the same webhooks again, shuffled and repeated, into another store
     events = await client.get(
