@@ -128,6 +128,12 @@ const egressText = (byType) =>
   Object.entries(byType ?? {}).map(([type, minutes]) => `${type} ${round(minutes)}`).join(", ");
 const egressTotal = (byType) => Object.values(byType ?? {}).reduce((sum, m) => sum + Number(m), 0);
 
+/** `element`, kept on one line (CSSOM, which the Content-Security-Policy allows). */
+function nowrap(element) {
+  element.style.whiteSpace = "nowrap";
+  return element;
+}
+
 /** One row per item with every figure the API gives. */
 function drawTable(items, groupBy) {
   const head = ["day", "room", "identity"].includes(groupBy) ? groupBy : "key";
@@ -136,7 +142,7 @@ function drawTable(items, groupBy) {
   table.tHead.replaceChildren(el("tr", {}, columns.map((c) => el("th", {}, [c]))));
   table.tBodies[0].replaceChildren(...items.map((item) =>
     el("tr", { "data-key": item.key }, [
-      el("td", {}, [String(item.key)]),
+      nowrap(el("td", {}, [String(item.key)])),
       el("td", { class: "num" }, [round(item.participant_minutes)]),
       el("td", { class: "num" }, [String(item.sessions)]),
       el("td", { class: "num" }, [String(item.peak_concurrent_participants)]),
