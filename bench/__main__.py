@@ -17,6 +17,9 @@ rotates), so load on the shared machine falls on all of them alike.
 5. (no figure: the stream's high-water mark is proved by tests/integration/
    test_stream_commit_order.py)
 6. `GET /v1/rooms/{room}` vs livekit-api's `ListRooms` straight to LiveKit, sequential.
+
+`python -m bench projections [...]` runs bench/projections.py instead: session, event and
+usage reads with a million stored events, each beside its floor, on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -457,6 +460,11 @@ def report(
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["projections"]:  # session, event and usage reads (bench/projections.py)
+        from bench import projections
+
+        asyncio.run(projections.main(sys.argv[2:]))
+        return
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: `make bench` installs it (Debian package wrk)")
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))

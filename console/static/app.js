@@ -1,5 +1,6 @@
 // The operator console: rooms, sessions and webhook events over the REST API (see api.js).
 import { api, follow, key, query } from "./api.js";
+import { loadUsage, mountUsage } from "./usage.js";
 import "./recordings.js";
 import { endpointsView } from "./endpoints.js";
 
@@ -108,6 +109,8 @@ function show(tab) {
     roomsTimer = setInterval(loadRooms, ROOMS_REFRESH_MS);
   } else if (tab === "sessions") {
     loadSessions(false);
+  } else if (tab === "usage") {
+    loadUsage();
   } else if (tab === "events" && !stopTail) {
     loadEvents(false); // with the live tail on, the tail keeps the list current
   } else if (tab === "endpoints") {
@@ -327,5 +330,6 @@ $("#sessions-more").addEventListener("click", () => loadSessions(true));
 $("#events-filter").addEventListener("submit", (e) => { e.preventDefault(); loadEvents(false); });
 $("#events-more").addEventListener("click", () => loadEvents(true));
 $("#tail").addEventListener("change", toggleTail);
+mountUsage($("#usage"), attempt);
 
 if (key.get()) signIn(key.get());
