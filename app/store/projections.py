@@ -13,6 +13,7 @@ converge on one row, with no read before the write (the rules: `app.store.projec
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Sequence
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
@@ -122,6 +123,7 @@ def _time_values(name: str, value: dt.datetime | None, stamp: Stamp) -> dict[str
     return {name: value, f"{name}_real": stamp.real and value is not None}
 
 
+@functools.cache  # built once per dialect: SQLAlchemy then reuses its compiled form
 def _session_upsert(dialect: str) -> Any:
     statement = dialect_insert(dialect, sessions)
     ex = statement.excluded
@@ -157,6 +159,7 @@ def _session_values(fact: SessionFact) -> dict[str, Any]:
 _SOURCE_COLUMNS = ("camera", "microphone", "screen_share", "screen_share_audio")
 
 
+@functools.cache  # built once per dialect: SQLAlchemy then reuses its compiled form
 def _participant_upsert(dialect: str) -> Any:
     table = session_participants
     statement = dialect_insert(dialect, table)
@@ -187,6 +190,7 @@ def _participant_values(fact: ParticipantFact) -> dict[str, Any]:
     }
 
 
+@functools.cache  # built once per dialect: SQLAlchemy then reuses its compiled form
 def _egress_upsert(dialect: str) -> Any:
     table = session_egress
     statement = dialect_insert(dialect, table)
@@ -218,6 +222,7 @@ def _egress_values(fact: EgressFact) -> dict[str, Any]:
     }
 
 
+@functools.cache  # built once per dialect: SQLAlchemy then reuses its compiled form
 def _ingress_upsert(dialect: str) -> Any:
     table = session_ingress
     statement = dialect_insert(dialect, table)
