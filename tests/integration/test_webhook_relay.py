@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import json
 import secrets
+import time
 from typing import Any
 
 import httpx
@@ -370,6 +372,53 @@ async def test_retry_after_is_honoured(app_client, subscriber, status):
         assert first.headers["webhook-id"] == second.headers["webhook-id"]
         sent = [int(d.headers["webhook-timestamp"]) for d in subscriber.received]
         assert sent[1] - sent[0] >= 120
+
+
+async def test_a_subscriber_unavailable_for_10_s_gets_every_event_with_its_webhook_id(
+    app_client, subscriber
+):
+    """In real time (no clock moved): the subscriber answers `503` with `Retry-After: 2`
+    for 10 s after the first attempt reaches it, then `200`. Every event is delivered, every
+    attempt of one event carries the same `webhook-id`, and no retry comes sooner than the
+    `Retry-After` or the schedule says (`next_state`: the later of the two). The schedule
+    is shortened to 1 s steps so that `Retry-After` is what spaces the attempts (the
+    default's second retry comes after 5 min)."""
+    arrivals: dict[str, list[float]] = {}  # webhook-id -> when each attempt arrived
+    opened: list[float] = []
+
+    def unavailable_then_ok(delivery: Subscriber.Delivery) -> tuple[int, dict[str, str], float]:
+        now = time.monotonic()
+        arrivals.setdefault(delivery.headers["webhook-id"], []).append(now)
+        opened.append(opened[0] if opened else now)
+        if now - opened[0] < 10:
+            return 503, {"Retry-After": "2"}, 0.0
+        return 200, {}, 0.0
+
+    subscriber.respond = unavailable_then_ok
+    policy = RelayPolicy(schedule=(1.0,) * 20, poll_seconds=0.2)
+    async with app_client(UNUSED_LIVEKIT) as http:
+        fast(http, policy)
+        created = await create(http, subscriber.path)
+        subscriber.secrets = [created["signing_secret"]]
+        ids = [f"EV_unavailable_{n}" for n in range(20)]
+        await post_webhooks(http, [event(i) for i in ids])
+
+        async def all_succeeded() -> bool:
+            done = await deliveries(http, created["id"], status="succeeded", limit=100)
+            return len(done) == len(ids)
+
+        await wait_for(all_succeeded, timeout=90)
+        items = await deliveries(http, created["id"], limit=100)
+    assert all(d.verified for d in subscriber.received)
+    assert set(subscriber.event_ids()) == set(ids)
+    webhook_ids = subscriber.webhook_ids()
+    assert all(len(found) == 1 for found in webhook_ids.values())  # stable across retries
+    assert {d["id"] for d in items} == set().union(*webhook_ids.values())
+    retry_after = 2.0
+    for times in arrivals.values():
+        assert len(times) >= 2  # the first attempt met the 503s
+        for n, (before, after) in enumerate(itertools.pairwise(times)):
+            assert after - before >= max(policy.schedule[n], retry_after)
 
 
 async def test_410_disables_the_endpoint(app_client, subscriber):

@@ -46,14 +46,6 @@ def service_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def webhook_ids_by_event(subscriber: Subscriber) -> dict[str, set[str]]:
-    """The `webhook-id`s the subscriber received for each event id."""
-    found: dict[str, set[str]] = {}
-    for delivery in subscriber.received:
-        found.setdefault(json.loads(delivery.body)["id"], set()).add(delivery.headers["webhook-id"])
-    return found
-
-
 async def test_a_service_killed_mid_delivery_delivers_every_event_after_its_restart(
     tmp_path: Path, subscriber: Subscriber
 ):
@@ -89,7 +81,7 @@ async def test_a_service_killed_mid_delivery_delivers_every_event_after_its_rest
         second.stop()
     assert all(d.verified for d in subscriber.received)
     # at least once: the attempts cut off by the kill were made again, with the same id
-    webhook_ids = webhook_ids_by_event(subscriber)
+    webhook_ids = subscriber.webhook_ids()
     for event_id in in_flight:
         assert len(webhook_ids[event_id]) == 1
     for process in (first, second):
@@ -154,7 +146,7 @@ async def test_a_service_killed_in_a_burst_of_1000_events_delivers_every_one_aft
     )
     assert set(received) == set(ids), f"lost: {sorted(set(ids) - set(received))[:10]}"
     # a duplicate is the same delivery again (same webhook-id), cut off by the kill
-    webhook_ids = webhook_ids_by_event(subscriber)
+    webhook_ids = subscriber.webhook_ids()
     assert all(len(webhook_ids[i]) == 1 for i in ids), f"{duplicates} duplicates"
 
 
