@@ -162,6 +162,27 @@ async def test_loopback_is_refused_unless_webhook_endpoint_allow_names_it(app_cl
         assert response.json()["code"] == "webhook_endpoint_address_refused"
 
 
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("https://10.0.0.1/hook", "webhook_endpoint_address_refused"),
+        ("https://127.0.0.1/hook", "webhook_endpoint_address_refused"),
+        ("https://localhost/hook", "webhook_endpoint_address_refused"),  # resolves to loopback
+        ("http://10.0.0.1/hook", "invalid_webhook_endpoint_url"),  # and https only
+    ],
+)
+async def test_in_production_a_private_address_is_refused_at_creation(app_client, url, code):
+    production = {"app_env": "production", "rate_limit_storage_url": "memory://"}
+    async with app_client(UNUSED_LIVEKIT, webhook_endpoint_allow=[], **production) as http:
+        response = await http.post(
+            "/v1/webhooks/endpoints", json={"url": url}, headers=auth("hooks")
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == code
+        listed = await http.get("/v1/webhooks/endpoints", headers=auth("events"))
+        assert listed.json()["items"] == []
+
+
 async def test_a_change_is_checked_as_a_creation_and_a_disabled_endpoint_takes_no_test(
     app_client, subscriber
 ):
