@@ -121,7 +121,7 @@ async def test_a_service_killed_in_a_burst_of_1000_events_delivers_every_one_aft
                     answered.add(event_id)
 
             posters = [asyncio.create_task(post_until_killed()) for _ in range(4)]
-            await wait_for(lambda: len(answered) >= 300 and len(subscriber.received) >= 50, 60)
+            await wait_for(lambda: len(answered) >= 300 and len(subscriber.received) >= 10, 60)
             first.kill()
             await asyncio.gather(*posters)
     finally:
