@@ -438,6 +438,16 @@ class Subscriber:
 
         return [json.loads(d.body)["id"] for d in self.received]
 
+    def webhook_ids(self) -> dict[str, set[str]]:
+        """The `webhook-id`s received for each event id (one per event: stable on retries)."""
+        import json
+
+        found: dict[str, set[str]] = {}
+        for delivery in self.received:
+            event_id = json.loads(delivery.body)["id"]
+            found.setdefault(event_id, set()).add(delivery.headers["webhook-id"])
+        return found
+
 
 # --- Service processes and signed webhooks (event store tests) -----------------------------
 

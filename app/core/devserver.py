@@ -103,6 +103,11 @@ class ManagedProcess:
             self.stop()
             raise RuntimeError(f"{self.name} not ready after {timeout:g} s: {self.log_tail()}")
 
+    @property
+    def pid(self) -> int | None:
+        """The started process's id (None before `start`)."""
+        return self._process.pid if self._process else None
+
     def running(self) -> bool:
         """True while the started process has not exited."""
         return self._process is not None and self._process.poll() is None

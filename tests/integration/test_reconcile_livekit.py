@@ -1,7 +1,8 @@
 """Reconciliation against a real LiveKit server (`app.events.reconcile`): what LiveKit's webhooks
 lost while the service was down comes back as derived events (listed, streamed, in
-sessions); what the store never saw appears with LiveKit's own times; and the same facts
-derived by two replicas on one PostgreSQL are stored once.
+sessions, relayed to the app's webhook endpoints); what the store never saw appears with
+LiveKit's own times; and the same facts derived by two replicas on one PostgreSQL are
+stored once.
 
 Each test runs a LiveKit server of its own, so the rooms it reconciles are only its own.
 """
@@ -88,13 +89,21 @@ def gave_up(livekit: LocalLiveKit, event: str, room_name: str) -> bool:
 
 
 async def test_what_livekit_could_not_deliver_while_the_service_was_down_is_derived(
-    own_livekit, tmp_path
+    own_livekit, tmp_path, subscriber
 ):
     livekit, port = own_livekit
     room_name = unique("outage")
     service = start_service(livekit, port, tmp_path)
     try:
         async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+            # the app's webhook endpoint: the derived events are relayed to it as well
+            endpoint = await client.post(
+                "/v1/webhooks/endpoints",
+                json={"url": subscriber.path, "room_name_pattern": room_name},
+                headers=auth("hooks"),
+            )
+            assert endpoint.status_code == 201, endpoint.text
+            subscriber.secrets = [endpoint.json()["signing_secret"]]
             alice = await fetch_token(client, room_name, "alice")
             bob = await fetch_token(client, room_name, "bob")
             async with (
@@ -185,6 +194,22 @@ async def test_what_livekit_could_not_deliver_while_the_service_was_down_is_deri
             metrics = (await client.get("/metrics")).text
             assert 'control_plane_derived_events_total{event="room_finished"}' in metrics
             assert 'control_plane_reconcile_livekit_calls_total{method="ListRooms"}' in metrics
+
+            # relayed to the app's endpoint, signed, with the top-level "derived" object
+            derived_ids = {e["id"] for e in derived}
+            every_id = derived_ids | {e["id"] for e in before}
+            await wait_for(lambda: every_id <= set(subscriber.event_ids()), timeout=30)
+            relayed = {
+                body["id"]: body
+                for body in (json.loads(d.body) for d in subscriber.received if d.verified)
+            }
+            assert sorted(relayed[i]["event"] for i in derived_ids) == [
+                "participant_left",
+                "participant_left",
+                "room_finished",
+            ]
+            assert all(relayed[i]["derived"]["by"] == DERIVED_BY for i in derived_ids)
+            assert all(relayed[e["id"]].get("derived") is None for e in before)
     finally:
         service.stop()
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import json
 import secrets
+import time
 from typing import Any
 
 import httpx
@@ -158,6 +160,27 @@ async def test_loopback_is_refused_unless_webhook_endpoint_allow_names_it(app_cl
         )
         assert response.status_code == 422
         assert response.json()["code"] == "webhook_endpoint_address_refused"
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("https://10.0.0.1/hook", "webhook_endpoint_address_refused"),
+        ("https://127.0.0.1/hook", "webhook_endpoint_address_refused"),
+        ("https://localhost/hook", "webhook_endpoint_address_refused"),  # resolves to loopback
+        ("http://10.0.0.1/hook", "invalid_webhook_endpoint_url"),  # and https only
+    ],
+)
+async def test_in_production_a_private_address_is_refused_at_creation(app_client, url, code):
+    production = {"app_env": "production", "rate_limit_storage_url": "memory://"}
+    async with app_client(UNUSED_LIVEKIT, webhook_endpoint_allow=[], **production) as http:
+        response = await http.post(
+            "/v1/webhooks/endpoints", json={"url": url}, headers=auth("hooks")
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == code
+        listed = await http.get("/v1/webhooks/endpoints", headers=auth("events"))
+        assert listed.json()["items"] == []
 
 
 async def test_a_change_is_checked_as_a_creation_and_a_disabled_endpoint_takes_no_test(
@@ -370,6 +393,53 @@ async def test_retry_after_is_honoured(app_client, subscriber, status):
         assert first.headers["webhook-id"] == second.headers["webhook-id"]
         sent = [int(d.headers["webhook-timestamp"]) for d in subscriber.received]
         assert sent[1] - sent[0] >= 120
+
+
+async def test_a_subscriber_unavailable_for_10_s_gets_every_event_with_its_webhook_id(
+    app_client, subscriber
+):
+    """In real time (no clock moved): the subscriber answers `503` with `Retry-After: 2`
+    for 10 s after the first attempt reaches it, then `200`. Every event is delivered, every
+    attempt of one event carries the same `webhook-id`, and no retry comes sooner than the
+    `Retry-After` or the schedule says (`next_state`: the later of the two). The schedule
+    is shortened to 1 s steps so that `Retry-After` is what spaces the attempts (the
+    default's second retry comes after 5 min)."""
+    arrivals: dict[str, list[float]] = {}  # webhook-id -> when each attempt arrived
+    opened: list[float] = []
+
+    def unavailable_then_ok(delivery: Subscriber.Delivery) -> tuple[int, dict[str, str], float]:
+        now = time.monotonic()
+        arrivals.setdefault(delivery.headers["webhook-id"], []).append(now)
+        opened.append(opened[0] if opened else now)
+        if now - opened[0] < 10:
+            return 503, {"Retry-After": "2"}, 0.0
+        return 200, {}, 0.0
+
+    subscriber.respond = unavailable_then_ok
+    policy = RelayPolicy(schedule=(1.0,) * 20, poll_seconds=0.2)
+    async with app_client(UNUSED_LIVEKIT) as http:
+        fast(http, policy)
+        created = await create(http, subscriber.path)
+        subscriber.secrets = [created["signing_secret"]]
+        ids = [f"EV_unavailable_{n}" for n in range(20)]
+        await post_webhooks(http, [event(i) for i in ids])
+
+        async def all_succeeded() -> bool:
+            done = await deliveries(http, created["id"], status="succeeded", limit=100)
+            return len(done) == len(ids)
+
+        await wait_for(all_succeeded, timeout=90)
+        items = await deliveries(http, created["id"], limit=100)
+    assert all(d.verified for d in subscriber.received)
+    assert set(subscriber.event_ids()) == set(ids)
+    webhook_ids = subscriber.webhook_ids()
+    assert all(len(found) == 1 for found in webhook_ids.values())  # stable across retries
+    assert {d["id"] for d in items} == set().union(*webhook_ids.values())
+    retry_after = 2.0
+    for times in arrivals.values():
+        assert len(times) >= 2  # the first attempt met the 503s
+        for n, (before, after) in enumerate(itertools.pairwise(times)):
+            assert after - before >= max(policy.schedule[n], retry_after)
 
 
 async def test_410_disables_the_endpoint(app_client, subscriber):
