@@ -28,7 +28,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from google.protobuf.message import Message
 from livekit import api
+from pydantic import BaseModel
 
 from app.core.errors import UpstreamTimeout
 from app.events.recordings_bucket import RecordingsBucket, with_default_upload
@@ -48,6 +50,7 @@ from schemas.egress import (
 EGRESS_NOT_FOUND = "egress_not_found"
 
 T = TypeVar("T")
+M = TypeVar("M", bound=Message)
 
 
 async def _start(lk: LiveKit, call: Callable[[], Awaitable[T]], not_found_code: str) -> T:
@@ -61,6 +64,19 @@ async def _start(lk: LiveKit, call: Callable[[], Awaitable[T]], not_found_code: 
         ) from exc
 
 
+def _start_request(
+    body: BaseModel, message: type[M], media_allow: UrlAllowList, bucket: RecordingsBucket | None
+) -> M:
+    """`body` as LiveKit's start request `message`: converted (`schemas.bridge.to_proto`),
+    what it gives LiveKit's worker checked (`check_media`: 422, 403 `media_url_not_allowed`),
+    then the recordings bucket's upload put into every output that names none
+    (`with_default_upload`), so the bucket's own endpoint is never checked as the caller's."""
+    request = to_proto(body, message)
+    check_media(request, media_allow)
+    with_default_upload(request, bucket)
+    return request
+
+
 async def start_room_composite(
     lk: LiveKit,
     body: StartRoomCompositeEgress,
@@ -70,9 +86,7 @@ async def start_room_composite(
     """StartRoomCompositeEgress: the room mixed by the egress worker's browser (LiveKit's
     layout template, or `custom_base_url`). Returns the `EgressInfo` (`EGRESS_STARTING`).
     404 `room_not_found`; 422 / 403 `media_url_not_allowed` from `check_media`."""
-    request = to_proto(body, api.RoomCompositeEgressRequest)
-    check_media(request, media_allow)
-    with_default_upload(request, bucket)
+    request = _start_request(body, api.RoomCompositeEgressRequest, media_allow, bucket)
     return await _start(lk, lambda: lk.egress.start_room_composite_egress(request), ROOM_NOT_FOUND)
 
 
@@ -84,9 +98,7 @@ async def start_web(
 ) -> api.EgressInfo:
     """StartWebEgress: the page at `url` recorded by the egress worker's browser. Returns
     `EgressInfo`; 422 / 403 `media_url_not_allowed` from `check_media`."""
-    request = to_proto(body, api.WebEgressRequest)
-    check_media(request, media_allow)
-    with_default_upload(request, bucket)
+    request = _start_request(body, api.WebEgressRequest, media_allow, bucket)
     return await _start(lk, lambda: lk.egress.start_web_egress(request), EGRESS_NOT_FOUND)
 
 
@@ -98,9 +110,7 @@ async def start_participant(
 ) -> api.EgressInfo:
     """StartParticipantEgress: one participant's camera (or screen share) and microphone.
     Returns the `EgressInfo`; 404 `room_not_found`; 422 / 403 from `check_media`."""
-    request = to_proto(body, api.ParticipantEgressRequest)
-    check_media(request, media_allow)
-    with_default_upload(request, bucket)
+    request = _start_request(body, api.ParticipantEgressRequest, media_allow, bucket)
     return await _start(lk, lambda: lk.egress.start_participant_egress(request), ROOM_NOT_FOUND)
 
 
@@ -112,9 +122,7 @@ async def start_track_composite(
 ) -> api.EgressInfo:
     """StartTrackCompositeEgress: one audio and/or one video track, muxed. Returns the
     `EgressInfo`; 404 `room_not_found`; 422 / 403 from `check_media`."""
-    request = to_proto(body, api.TrackCompositeEgressRequest)
-    check_media(request, media_allow)
-    with_default_upload(request, bucket)
+    request = _start_request(body, api.TrackCompositeEgressRequest, media_allow, bucket)
     return await _start(lk, lambda: lk.egress.start_track_composite_egress(request), ROOM_NOT_FOUND)
 
 
@@ -126,9 +134,7 @@ async def start_track(
 ) -> api.EgressInfo:
     """StartTrackEgress: one track as published (no transcoding) to a file or a WebSocket.
     Returns the `EgressInfo`; 404 `room_not_found`; 422 / 403 from `check_media`."""
-    request = to_proto(body, api.TrackEgressRequest)
-    check_media(request, media_allow)
-    with_default_upload(request, bucket)
+    request = _start_request(body, api.TrackEgressRequest, media_allow, bucket)
     return await _start(lk, lambda: lk.egress.start_track_egress(request), ROOM_NOT_FOUND)
 
 
