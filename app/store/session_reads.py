@@ -60,31 +60,27 @@ async def sessions_page(
             )
         )
     query = query.order_by(table.c.created_at.desc(), table.c.session_id.desc()).limit(limit)
-    async with store.db_session() as session:
-        return list((await session.execute(query)).all())
+    return await _all(store, query)
 
 
 async def session_rows(store: Store, session_ids: Sequence[str]) -> list[Any]:
     """The `sessions` rows of `session_ids` (by primary key)."""
     query = sa.select(sessions).where(sessions.c.session_id.in_(sorted(set(session_ids))))
-    async with store.db_session() as session:
-        return list((await session.execute(query)).all())
+    return await _all(store, query)
 
 
 async def participants_of(store: Store, session_ids: Sequence[str]) -> list[Any]:
     """The participant sessions of `session_ids` (by the primary key's prefix)."""
     table = session_participants
     query = sa.select(table).where(table.c.session_id.in_(sorted(set(session_ids))))
-    async with store.db_session() as session:
-        return list((await session.execute(query)).all())
+    return await _all(store, query)
 
 
 async def egress_of(store: Store, session_ids: Sequence[str]) -> list[Any]:
     """The egress of `session_ids` (by the primary key's prefix)."""
     table = session_egress
     query = sa.select(table).where(table.c.session_id.in_(sorted(set(session_ids))))
-    async with store.db_session() as session:
-        return list((await session.execute(query)).all())
+    return await _all(store, query)
 
 
 # --- usage (`app.events.usage`) ----------------------------------------------------------
@@ -120,8 +116,7 @@ async def participants_overlapping(
     )
     if room_name is not None:
         query = query.where(s.c.room_name == room_name)
-    async with store.db_session() as session:
-        return list((await session.execute(query)).all())
+    return await _all(store, query)
 
 
 async def sessions_overlapping(
@@ -136,8 +131,7 @@ async def sessions_overlapping(
     ).where(sa.or_(s.c.ended_at >= start, s.c.ended_at.is_(None)), begun < end)
     if room_name is not None:
         query = query.where(s.c.room_name == room_name)
-    async with store.db_session() as session:
-        return list((await session.execute(query)).all())
+    return await _all(store, query)
 
 
 async def egress_overlapping(
@@ -151,8 +145,7 @@ async def egress_overlapping(
     )
     if room_name is not None:
         query = query.where(e.c.room_name == room_name)
-    async with store.db_session() as session:
-        return list((await session.execute(query)).all())
+    return await _all(store, query)
 
 
 async def ingress_overlapping(
@@ -166,5 +159,10 @@ async def ingress_overlapping(
     )
     if room_name is not None:
         query = query.where(i.c.room_name == room_name)
+    return await _all(store, query)
+
+
+async def _all(store: Store, query: sa.Select[Any]) -> list[Any]:
+    """Every row `query` selects, in a session of its own."""
     async with store.db_session() as session:
         return list((await session.execute(query)).all())
